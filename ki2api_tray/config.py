@@ -1,0 +1,183 @@
+"""Settings: one frozen value built from defaults < config file < environment < command line.
+
+Nothing is read at import time. `load_settings()` takes the environment and the command-line
+overrides as arguments, so tests and the tray build settings the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from . import paths
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_KEY = "ki2api-key-2024"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8989
+DEFAULT_AUTH_URL = "https://prod.us-east-1.auth.desktop.kiro.dev"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    api_key: str = field(default=DEFAULT_API_KEY, repr=False)
+    token_file: Path = field(default_factory=paths.default_token_file)
+    profile_file: Path = field(default_factory=paths.kiro_profile_file)
+    # Seed compatibility: tokens given directly in the environment (no file, no write-back).
+    access_token: str | None = field(default=None, repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    # None means "derive": region from the profile ARN, URLs from the region.
+    region: str | None = None
+    runtime_url: str | None = None
+    management_url: str | None = None
+    auth_url: str = DEFAULT_AUTH_URL
+    oidc_url: str | None = None
+    # "auto" follows the OS locale; "en" or "zh" force a language in the tray.
+    language: str = "auto"
+    log_level: str = "INFO"
+    max_body_bytes: int = 20 * 1024 * 1024
+    connect_timeout: float = 10.0
+    first_byte_timeout: float = 120.0
+    idle_timeout: float = 300.0
+    max_retries: int = 3
+    app_paths: paths.AppPaths = field(default_factory=paths.app_paths)
+
+    @property
+    def uses_default_key(self) -> bool:
+        return self.api_key == DEFAULT_API_KEY
+
+    @property
+    def base_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}/v1"
+
+    def region_for(self, profile_arn: str | None) -> str:
+        """The API region: explicit setting, else the 4th field of the profile ARN, else us-east-1."""
+        if self.region:
+            return self.region
+        if profile_arn:
+            parts = profile_arn.split(":")
+            if len(parts) > 3 and parts[3]:
+                return parts[3]
+        return "us-east-1"
+
+    def runtime_base(self, region: str) -> str:
+        return (self.runtime_url or f"https://runtime.{region}.kiro.dev").rstrip("/")
+
+    def management_base(self, region: str) -> str:
+        return (self.management_url or f"https://management.{region}.kiro.dev").rstrip("/")
+
+    def oidc_base(self, region: str) -> str:
+        return (self.oidc_url or f"https://oidc.{region}.amazonaws.com").rstrip("/")
+
+
+# Environment variable -> settings field. The names are a public contract (design.md §3).
+ENVIRONMENT = {
+    "API_KEY": "api_key",
+    "KI2API_HOST": "host",
+    "KI2API_PORT": "port",
+    "KIRO_TOKEN_FILE": "token_file",
+    "KIRO_PROFILE_FILE": "profile_file",
+    "KIRO_ACCESS_TOKEN": "access_token",
+    "KIRO_REFRESH_TOKEN": "refresh_token",
+    "KIRO_REGION": "region",
+    "KIRO_RUNTIME_URL": "runtime_url",
+    "KIRO_MANAGEMENT_URL": "management_url",
+    "KIRO_AUTH_URL": "auth_url",
+    "KIRO_OIDC_URL": "oidc_url",
+    "KI2API_LANGUAGE": "language",
+    "KI2API_LOG_LEVEL": "log_level",
+    "KI2API_MAX_BODY_BYTES": "max_body_bytes",
+    "KI2API_CONNECT_TIMEOUT": "connect_timeout",
+    "KI2API_FIRST_BYTE_TIMEOUT": "first_byte_timeout",
+    "KI2API_IDLE_TIMEOUT": "idle_timeout",
+    "KI2API_MAX_RETRIES": "max_retries",
+}
+
+# Keys a person may put in config.json: every field except the derived paths.
+FILE_KEYS = frozenset(f.name for f in fields(Settings)) - {"app_paths"}
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use; the message names the source, key and value."""
+
+
+def _convert(name: str, value: Any, source: str) -> Any:
+    """Turn a raw value into the field's type, with an error that says where the bad value came from."""
+    default = getattr(Settings(), name) if name not in ("token_file", "profile_file") else Path()
+    try:
+        if value is None or value == "":
+            return None if default is None else getattr(Settings(), name)
+        if isinstance(default, bool):
+            return str(value).lower() in ("1", "true", "yes", "on")
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, Path):
+            return Path(str(value)).expanduser()
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {name} must be a {type(default).__name__}, got {value!r}") from exc
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The config file's settings; a missing file is empty, a broken one is an error worth showing."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON (line {exc.lineno}): fix or delete it") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a JSON object")
+    unknown = sorted(set(data) - FILE_KEYS)
+    if unknown:
+        log.warning("ignoring unknown keys in %s: %s", path, ", ".join(unknown))
+    return {k: v for k, v in data.items() if k in FILE_KEYS}
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> Settings:
+    """Build settings: defaults < config.json < environment < `overrides` (the command line)."""
+    app = paths.app_paths(environ)
+    values: dict[str, Any] = {
+        "app_paths": app,
+        "token_file": paths.default_token_file(environ),
+        "profile_file": paths.kiro_profile_file(environ),
+    }
+    for key, raw in read_config_file(app.config_file).items():
+        values[key] = _convert(key, raw, str(app.config_file))
+    for var, key in ENVIRONMENT.items():
+        if var in environ and environ[var] != "":
+            values[key] = _convert(key, environ[var], f"environment variable {var}")
+    for key, raw in (overrides or {}).items():
+        if raw is not None:
+            values[key] = _convert(key, raw, "command line")
+    settings = replace(Settings(), **values)
+    if not 0 <= settings.port <= 65535:
+        raise ConfigError(f"port must be between 0 and 65535, got {settings.port}")
+    return settings
+
+
+def write_default_config(path: Path) -> None:
+    """Create a starter config.json (for "Open config") without overwriting an existing one."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    starter = {"port": DEFAULT_PORT, "api_key": DEFAULT_API_KEY, "language": "auto"}
+    path.write_text(json.dumps(starter, indent=2) + "\n", encoding="utf-8")

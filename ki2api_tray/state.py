@@ -1,0 +1,145 @@
+"""AppState: the one observable state object.
+
+The service replaces the whole `Status` snapshot under a lock; readers (the tray, `/health`, the
+status page) take `snapshot()` and never see a half-updated value. Subscribers are called on the
+writer's thread, so they must only schedule work (the tray debounces and hops to its UI thread).
+This module imports nothing else from the package.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+
+class Phase(enum.Enum):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    ERROR = "error"  # could not start (port in use) or crashed; `last_error` says why
+
+
+class TokenHealth(enum.Enum):
+    MISSING = "missing"  # no token file and no token in the environment
+    UNREADABLE = "unreadable"  # the file exists but is not a Kiro token (after retries)
+    VALID = "valid"
+    EXPIRING = "expiring"  # valid, but less than the refresh margin left and not yet refreshed
+    EXPIRED = "expired"
+    REFRESH_FAILED = "refresh_failed"  # Kiro's auth service refused or could not be reached
+
+
+@dataclass(frozen=True)
+class TokenStatus:
+    health: TokenHealth
+    expires_at: datetime | None = None
+    auth_kind: str = ""  # "social", "idc", "external_idp" or "environment"
+    source: str = ""  # the token file's path, or "environment"
+    detail: str = ""  # a sentence for the person, never containing a token
+
+
+@dataclass(frozen=True)
+class Quota:
+    subscription: str = ""
+    used: float = 0.0
+    limit: float = 0.0
+    resets_at: datetime | None = None
+
+    @property
+    def remaining(self) -> float:
+        return max(self.limit - self.used, 0.0)
+
+    @property
+    def is_low(self) -> bool:
+        return self.limit > 0 and self.remaining / self.limit < 0.1
+
+
+@dataclass(frozen=True)
+class Status:
+    phase: Phase = Phase.STOPPED
+    address: str = ""  # "127.0.0.1:8989" while running
+    token: TokenStatus = TokenStatus(TokenHealth.MISSING)
+    requests_today: int = 0
+    errors_today: int = 0
+    requests_total: int = 0
+    errors_total: int = 0
+    counts_date: str = ""  # ISO date the "today" counters belong to
+    last_request_at: datetime | None = None
+    last_error: str = ""
+    quota: Quota | None = None
+
+    def as_public_dict(self) -> dict[str, Any]:
+        """What `/health` and the status page show: no secrets, JSON-ready."""
+        return {
+            "status": self.phase.value,
+            "address": self.address,
+            "token": {
+                "health": self.token.health.value,
+                "expires_at": self.token.expires_at.isoformat() if self.token.expires_at else None,
+                "auth_kind": self.token.auth_kind,
+                "source": self.token.source,
+                "detail": self.token.detail,
+            },
+            "requests": {
+                "today": self.requests_today,
+                "errors_today": self.errors_today,
+                "total": self.requests_total,
+                "errors_total": self.errors_total,
+                "last_at": self.last_request_at.isoformat() if self.last_request_at else None,
+            },
+            "last_error": self.last_error,
+            "quota": None
+            if self.quota is None
+            else {
+                "subscription": self.quota.subscription,
+                "used": self.quota.used,
+                "limit": self.quota.limit,
+                "remaining": self.quota.remaining,
+                "resets_at": self.quota.resets_at.isoformat() if self.quota.resets_at else None,
+            },
+        }
+
+
+Subscriber = Callable[[Status], None]
+
+
+class AppState:
+    def __init__(self, initial: Status | None = None) -> None:
+        self._lock = threading.Lock()
+        self._status = initial or Status()
+        self._subscribers: list[Subscriber] = []
+
+    def snapshot(self) -> Status:
+        with self._lock:
+            return self._status
+
+    def update(self, **changes: Any) -> Status:
+        """Replace fields of the snapshot; subscribers hear about it only if something changed."""
+        return self.apply(lambda s: replace(s, **changes))
+
+    def apply(self, change: Callable[[Status], Status]) -> Status:
+        """Compute the next snapshot from the current one atomically (counters use this)."""
+        with self._lock:
+            old = self._status
+            new = change(old)
+            self._status = new
+            subscribers = list(self._subscribers)
+        if new != old:
+            for callback in subscribers:
+                callback(new)
+        return new
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
