@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 
 class Phase(enum.Enum):
@@ -102,6 +102,16 @@ class Status:
                 "resets_at": self.quota.resets_at.isoformat() if self.quota.resets_at else None,
             },
         }
+
+
+class Reporter(Protocol):
+    """How the HTTP server tells the service what happened; the service turns it into AppState updates."""
+
+    def request_finished(self, ok: bool, error: str = "") -> None: ...
+
+    def quota_changed(self, quota: Quota) -> None: ...
+
+    def token_changed(self, status: TokenStatus) -> None: ...
 
 
 Subscriber = Callable[[Status], None]
