@@ -1,0 +1,440 @@
+"""OpenAI Chat Completions request body -> neutral `ChatRequest`, validating as it goes.
+
+Anything we cannot translate raises `InvalidRequest` with a sentence a person can act on and the JSON
+path of the offending field in `param` (e.g. `messages[2].content`); no other exception escapes.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from base64 import b64decode
+from typing import Any
+
+from .errors import InvalidRequest, UnsupportedImage
+from .model import (
+    ChatRequest,
+    Effort,
+    ImagePart,
+    Message,
+    Part,
+    TextPart,
+    Thinking,
+    ThinkingPart,
+    ToolCallPart,
+    ToolChoice,
+    ToolResultPart,
+    ToolSpec,
+)
+
+_SYSTEM_ROLES = frozenset({"system", "developer"})
+_KNOWN_ROLES = _SYSTEM_ROLES | {"user", "assistant", "tool", "function"}
+
+# Kiro speaks Claude's effort scale: OpenAI's extra rungs fold onto the nearest one it has.
+_EFFORTS: dict[str, Effort | None] = {
+    "none": None,
+    "minimal": "low",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "xhigh": "max",
+}
+
+_TOOL_CHOICE_MODES: dict[str, ToolChoice] = {
+    "auto": ToolChoice("auto"),
+    "none": ToolChoice("none"),
+    "required": ToolChoice("any"),
+}
+
+_EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+
+_DATA_URL = re.compile(r"data:(?P<media>[^;,]*)(?P<params>(?:;[^;,]*)*),(?P<data>.*)", re.DOTALL)
+
+
+def openai_to_chat(body: object) -> ChatRequest:
+    """Translate a `/v1/chat/completions` body; fields we do not use (temperature, user, ...) are ignored."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequest("`model` must be a non-empty string naming the model to use.", param="model")
+    _check_n(body.get("n"))
+    stream = _optional_bool(body.get("stream"), "stream")
+    _check_stream_options(body.get("stream_options"))
+    system, messages = _messages(body.get("messages"))
+    tools = _tools(body.get("tools"), "tools") + _functions(body.get("functions"))
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        system=system,
+        tools=tools,
+        tool_choice=_tool_choice(body, tools),
+        max_tokens=_max_tokens(body),
+        stream=stream,
+        thinking=_thinking(body.get("reasoning_effort")),
+    )
+
+
+def openai_include_usage(body: object) -> bool:
+    """Whether a streaming client asked for the final usage chunk (`stream_options.include_usage`)."""
+    if not isinstance(body, dict):
+        return False
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+# --- messages --------------------------------------------------------------------------------
+
+
+def _messages(raw: object) -> tuple[str, tuple[Message, ...]]:
+    """System text and the conversation.
+
+    System and developer messages are gathered into one system prompt wherever they appear: Kiro has
+    no mid-conversation system turn, and clients such as Open WebUI append one late with RAG context.
+    """
+    if not isinstance(raw, list) or not raw:
+        raise InvalidRequest("`messages` must be a non-empty list of message objects.", param="messages")
+    system: list[str] = []
+    messages: list[Message] = []
+    # Legacy `function_call`s carry no id; remember the id we invented so the result can refer to it.
+    legacy_ids: dict[str, str] = {}
+    for index, message in enumerate(raw):
+        path = f"messages[{index}]"
+        if not isinstance(message, dict):
+            raise InvalidRequest(f"`{path}` must be an object with a `role`.", param=path)
+        role = message.get("role")
+        if not isinstance(role, str) or role not in _KNOWN_ROLES:
+            raise InvalidRequest(
+                f"`{path}.role` must be one of system, developer, user, assistant or tool; got {_show(role)}.",
+                param=f"{path}.role",
+            )
+        if role in _SYSTEM_ROLES:
+            text = _text_content(message.get("content"), f"{path}.content")
+            if text:
+                system.append(text)
+        elif role == "user":
+            messages.append(Message("user", _user_parts(message.get("content"), f"{path}.content")))
+        elif role == "assistant":
+            messages.append(Message("assistant", _assistant_parts(message, path, index, legacy_ids)))
+        else:
+            _append_tool_result(messages, _tool_result(message, role, path, legacy_ids))
+    if not messages:
+        raise InvalidRequest(
+            "`messages` must contain at least one user, assistant or tool message, not only system text.",
+            param="messages",
+        )
+    return "\n\n".join(system), tuple(messages)
+
+
+def _append_tool_result(messages: list[Message], result: ToolResultPart) -> None:
+    """Consecutive tool results answer one assistant turn, so they share one user message."""
+    last = messages[-1] if messages else None
+    if last is not None and last.parts and all(isinstance(p, ToolResultPart) for p in last.parts):
+        messages[-1] = Message("user", (*last.parts, result))
+    else:
+        messages.append(Message("user", (result,)))
+
+
+def _user_parts(content: object, path: str) -> tuple[Part, ...]:
+    if isinstance(content, str):
+        return (TextPart(content),)
+    if not isinstance(content, list):
+        raise InvalidRequest(f"`{path}` must be a string or a list of content parts.", param=path)
+    parts: list[Part] = []
+    for index, part in enumerate(content):
+        part_path = f"{path}[{index}]"
+        kind = _part_type(part, part_path)
+        if kind == "text":
+            parts.append(TextPart(_part_text(part, "text", part_path)))
+        elif kind == "image_url":
+            parts.append(_image(part, part_path))
+        elif kind in ("input_audio", "file"):
+            raise InvalidRequest(
+                f"`{part_path}` is a {kind} part; ki2api can only send text and images to Kiro.",
+                param=part_path,
+            )
+        else:
+            raise InvalidRequest(f"`{part_path}.type` {_show(kind)} is not a supported content part.", param=part_path)
+    return tuple(parts)
+
+
+def _assistant_parts(message: dict[str, Any], path: str, index: int, legacy_ids: dict[str, str]) -> tuple[Part, ...]:
+    parts: list[Part] = []
+    reasoning = message.get("reasoning_content")
+    if reasoning is not None:
+        if not isinstance(reasoning, str):
+            raise InvalidRequest(f"`{path}.reasoning_content` must be a string.", param=f"{path}.reasoning_content")
+        if reasoning:
+            parts.append(ThinkingPart(reasoning))
+    content = message.get("content")
+    if isinstance(content, str):
+        parts.append(TextPart(content))
+    elif isinstance(content, list):
+        for part_index, part in enumerate(content):
+            part_path = f"{path}.content[{part_index}]"
+            kind = _part_type(part, part_path)
+            if kind not in ("text", "refusal"):
+                raise InvalidRequest(f"`{part_path}` must be a text or refusal part.", param=part_path)
+            parts.append(TextPart(_part_text(part, kind, part_path)))
+    elif content is not None:
+        raise InvalidRequest(f"`{path}.content` must be a string, a list of parts or null.", param=f"{path}.content")
+    refusal = message.get("refusal")
+    if refusal is not None:
+        if not isinstance(refusal, str):
+            raise InvalidRequest(f"`{path}.refusal` must be a string.", param=f"{path}.refusal")
+        parts.append(TextPart(refusal))
+    parts.extend(_tool_calls(message.get("tool_calls"), f"{path}.tool_calls"))
+    legacy = message.get("function_call")
+    if legacy is not None:
+        call = _function_call(legacy, f"{path}.function_call", f"call_legacy_{index}")
+        legacy_ids[call.name] = call.id
+        parts.append(call)
+    return tuple(parts)
+
+
+def _tool_calls(raw: object, path: str) -> list[ToolCallPart]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise InvalidRequest(f"`{path}` must be a list of tool calls.", param=path)
+    calls: list[ToolCallPart] = []
+    for index, call in enumerate(raw):
+        call_path = f"{path}[{index}]"
+        if not isinstance(call, dict):
+            raise InvalidRequest(f"`{call_path}` must be an object.", param=call_path)
+        kind = call.get("type", "function")
+        if kind != "function":
+            raise InvalidRequest(
+                f'`{call_path}.type` must be "function"; got {_show(kind)}.', param=f"{call_path}.type"
+            )
+        call_id = _non_empty_str(call.get("id"), f"{call_path}.id")
+        calls.append(_function_call(call.get("function"), f"{call_path}.function", call_id))
+    return calls
+
+
+def _function_call(raw: object, path: str, call_id: str) -> ToolCallPart:
+    if not isinstance(raw, dict):
+        raise InvalidRequest(f"`{path}` must be an object with `name` and `arguments`.", param=path)
+    name = _non_empty_str(raw.get("name"), f"{path}.name")
+    arguments = raw.get("arguments", "")
+    if not isinstance(arguments, str):
+        raise InvalidRequest(
+            f"`{path}.arguments` must be a string holding JSON, as the model produced it.", param=f"{path}.arguments"
+        )
+    return ToolCallPart(id=call_id, name=name, arguments=arguments)
+
+
+def _tool_result(message: dict[str, Any], role: str, path: str, legacy_ids: dict[str, str]) -> ToolResultPart:
+    content = _text_content(message.get("content"), f"{path}.content")
+    if role == "tool":
+        return ToolResultPart(_non_empty_str(message.get("tool_call_id"), f"{path}.tool_call_id"), content)
+    # Legacy `function` role: the result names the function, not a call id.
+    name = _non_empty_str(message.get("name"), f"{path}.name")
+    return ToolResultPart(legacy_ids.pop(name, f"call_legacy_{name}"), content)
+
+
+# --- content parts ---------------------------------------------------------------------------
+
+
+def _text_content(content: object, path: str) -> str:
+    """A string, or a list of text parts joined (system, developer and tool messages)."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise InvalidRequest(f"`{path}` must be a string or a list of text parts.", param=path)
+    texts: list[str] = []
+    for index, part in enumerate(content):
+        part_path = f"{path}[{index}]"
+        if _part_type(part, part_path) != "text":
+            raise InvalidRequest(f"`{part_path}` must be a text part; only text is allowed here.", param=part_path)
+        texts.append(_part_text(part, "text", part_path))
+    return "".join(texts)
+
+
+def _part_type(part: object, path: str) -> str:
+    if not isinstance(part, dict):
+        raise InvalidRequest(f"`{path}` must be a content part object with a `type`.", param=path)
+    kind = part.get("type")
+    if not isinstance(kind, str):
+        raise InvalidRequest(f'`{path}.type` must be a string such as "text".', param=f"{path}.type")
+    return kind
+
+
+def _part_text(part: dict[str, Any], key: str, path: str) -> str:
+    text = part.get(key)
+    if not isinstance(text, str):
+        raise InvalidRequest(f"`{path}.{key}` must be a string.", param=f"{path}.{key}")
+    return text
+
+
+def _image(part: dict[str, Any], path: str) -> ImagePart:
+    image = part.get("image_url")
+    # Some older clients send the URL directly instead of `{"url": ...}`.
+    url = image.get("url") if isinstance(image, dict) else image
+    url_path = f"{path}.image_url.url" if isinstance(image, dict) else f"{path}.image_url"
+    if not isinstance(url, str):
+        raise InvalidRequest(f"`{url_path}` must be a string URL.", param=url_path)
+    lowered = url[:8].lower()
+    if lowered.startswith(("http://", "https://")):
+        return ImagePart(url=url)
+    if not lowered.startswith("data:"):
+        raise UnsupportedImage(f"`{url_path}` must be a data: URL or an http(s) URL.", param=url_path)
+    return _data_url_image(url, url_path)
+
+
+def _data_url_image(url: str, path: str) -> ImagePart:
+    match = _DATA_URL.fullmatch(url)
+    if match is None:
+        raise UnsupportedImage(f"`{path}` is not a valid data: URL (expected data:image/png;base64,...).", param=path)
+    media_type = match["media"].strip().lower()
+    if not media_type.startswith("image/"):
+        raise UnsupportedImage(f"`{path}` must hold an image, not {_show(media_type or 'text/plain')}.", param=path)
+    if "base64" not in (p.strip().lower() for p in match["params"].split(";")):
+        raise UnsupportedImage(f"`{path}` must be base64-encoded (data:{media_type};base64,...).", param=path)
+    data = "".join(match["data"].split())
+    if not data:
+        raise UnsupportedImage(f"`{path}` contains no image data.", param=path)
+    try:
+        b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise UnsupportedImage(f"`{path}` does not contain valid base64 data.", param=path) from None
+    return ImagePart(media_type=media_type, data=data)
+
+
+# --- tools and options -----------------------------------------------------------------------
+
+
+def _tools(raw: object, path: str) -> tuple[ToolSpec, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise InvalidRequest(f"`{path}` must be a list of tool definitions.", param=path)
+    specs: list[ToolSpec] = []
+    for index, tool in enumerate(raw):
+        tool_path = f"{path}[{index}]"
+        if not isinstance(tool, dict):
+            raise InvalidRequest(f"`{tool_path}` must be an object.", param=tool_path)
+        kind = tool.get("type", "function")
+        if kind != "function":
+            raise InvalidRequest(
+                f"`{tool_path}.type` {_show(kind)} is not supported; only function tools can be sent to Kiro.",
+                param=f"{tool_path}.type",
+            )
+        specs.append(_tool_spec(tool.get("function"), f"{tool_path}.function"))
+    return tuple(specs)
+
+
+def _functions(raw: object) -> tuple[ToolSpec, ...]:
+    """The pre-`tools` `functions` field: a list of bare function definitions."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise InvalidRequest("`functions` must be a list of function definitions.", param="functions")
+    return tuple(_tool_spec(function, f"functions[{index}]") for index, function in enumerate(raw))
+
+
+def _tool_spec(raw: object, path: str) -> ToolSpec:
+    if not isinstance(raw, dict):
+        raise InvalidRequest(f"`{path}` must be an object with a `name`.", param=path)
+    name = _non_empty_str(raw.get("name"), f"{path}.name")
+    description = raw.get("description")
+    if description is not None and not isinstance(description, str):
+        raise InvalidRequest(f"`{path}.description` must be a string.", param=f"{path}.description")
+    parameters = raw.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise InvalidRequest(f"`{path}.parameters` must be a JSON schema object.", param=f"{path}.parameters")
+    return ToolSpec(name=name, description=description or "", parameters=parameters or dict(_EMPTY_SCHEMA))
+
+
+def _tool_choice(body: dict[str, Any], tools: tuple[ToolSpec, ...]) -> ToolChoice | None:
+    if body.get("tool_choice") is not None:
+        param, raw = "tool_choice", body["tool_choice"]
+    elif body.get("function_call") is not None:
+        param, raw = "function_call", body["function_call"]
+    else:
+        return None
+    if isinstance(raw, str):
+        choice = _TOOL_CHOICE_MODES.get(raw)
+        if choice is None or (param == "function_call" and raw == "required"):
+            raise InvalidRequest(f'`{param}` must be "auto", "none", "required" or a function.', param=param)
+        return choice
+    if not isinstance(raw, dict):
+        raise InvalidRequest(f"`{param}` must be a string or an object naming a function.", param=param)
+    # `tool_choice` wraps the name in {"type": "function", "function": {...}}; `function_call` does not.
+    if param == "tool_choice":
+        if raw.get("type") != "function" or not isinstance(raw.get("function"), dict):
+            raise InvalidRequest(
+                '`tool_choice` must look like {"type": "function", "function": {"name": ...}}.', param=param
+            )
+        raw, param = raw["function"], "tool_choice.function"
+    name = _non_empty_str(raw.get("name"), f"{param}.name")
+    if name not in {tool.name for tool in tools}:
+        raise InvalidRequest(
+            f"`{param}.name` names {name!r}, which is not among the tools sent.", param=f"{param}.name"
+        )
+    return ToolChoice("tool", name)
+
+
+def _max_tokens(body: dict[str, Any]) -> int | None:
+    # Newer SDKs send `max_completion_tokens`; it wins when a client sends both.
+    for param in ("max_completion_tokens", "max_tokens"):
+        value = body.get(param)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidRequest(f"`{param}` must be a positive integer; got {_show(value)}.", param=param)
+        return value
+    return None
+
+
+def _thinking(raw: object) -> Thinking | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or raw not in _EFFORTS:
+        raise InvalidRequest(
+            f"`reasoning_effort` must be one of {', '.join(_EFFORTS)}; got {_show(raw)}.", param="reasoning_effort"
+        )
+    effort = _EFFORTS[raw]
+    return Thinking(effort=effort) if effort is not None else None
+
+
+def _check_n(raw: object) -> None:
+    if raw is None:
+        return
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        raise InvalidRequest("`n` must be a positive integer.", param="n")
+    if raw > 1:
+        raise InvalidRequest("`n` greater than 1 is not supported: Kiro returns one choice per request.", param="n")
+
+
+def _check_stream_options(raw: object) -> None:
+    if raw is None:
+        return
+    if not isinstance(raw, dict):
+        raise InvalidRequest("`stream_options` must be an object.", param="stream_options")
+    _optional_bool(raw.get("include_usage"), "stream_options.include_usage")
+
+
+# --- scalars ---------------------------------------------------------------------------------
+
+
+def _optional_bool(raw: object, param: str) -> bool:
+    if raw is None:
+        return False
+    if not isinstance(raw, bool):
+        raise InvalidRequest(f"`{param}` must be true or false.", param=param)
+    return raw
+
+
+def _non_empty_str(raw: object, param: str) -> str:
+    if not isinstance(raw, str) or not raw:
+        raise InvalidRequest(f"`{param}` must be a non-empty string.", param=param)
+    return raw
+
+
+def _show(value: object) -> str:
+    """A short rendering of a bad value for an error message (never the whole of a large body)."""
+    if isinstance(value, dict | list):
+        return "an object" if isinstance(value, dict) else "a list"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,75 @@
+"""Relay: one chat turn from a neutral `ChatRequest` to Kiro and back to neutral stream events.
+
+It resolves the model, downloads URL images, builds Kiro's request, and runs the stream through the
+translator. It knows nothing about OpenAI or Anthropic wire shapes; the server does that.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+
+from .core.kiro_request import KiroRequest, build_kiro_request
+from .core.kiro_stream import KiroStreamTranslator
+from .core.model import ChatRequest, StreamEvent
+from .core.models import ResolvedModel, resolve_model
+from .core.tokencount import estimate_request_tokens
+from .images import fetch_images
+from .upstream import KiroClient
+
+log = logging.getLogger(__name__)
+
+# Kiro rejects bodies above ~615 KB as "Improperly formed" (kiro-protocol.md §3.6); stay under it.
+MAX_KIRO_BODY = 600_000
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A request ready to send: what Kiro gets, and what the translator needs to read the answer."""
+
+    chat: ChatRequest
+    model: ResolvedModel
+    kiro: KiroRequest
+    input_tokens: int
+
+
+class Relay:
+    def __init__(self, client: KiroClient, http: httpx.AsyncClient) -> None:
+        self._client = client
+        self._http = http
+
+    async def prepare(self, chat: ChatRequest) -> Turn:
+        resolved = resolve_model(chat.model, await self._client.models())
+        if resolved.fell_back:
+            log.info("model %r is not offered by Kiro; using %s instead", chat.model, resolved.model.model_id)
+        chat = await fetch_images(chat, self._http)
+        creds = await self._client.credentials()
+        kiro = build_kiro_request(
+            chat,
+            model=resolved.model,
+            profile_arn=creds.profile_arn,
+            conversation_id=str(uuid.uuid4()),
+            thinking=resolved.thinking or chat.thinking is not None,
+            max_body_bytes=MAX_KIRO_BODY,
+        )
+        return Turn(chat=chat, model=resolved, kiro=kiro, input_tokens=estimate_request_tokens(chat))
+
+    async def events(self, turn: Turn) -> AsyncIterator[list[StreamEvent]]:
+        """One batch of events per network chunk from Kiro (possibly empty), ending with Usage and Finish."""
+        translator = KiroStreamTranslator(
+            tool_names=turn.kiro.tool_names,
+            known_tools=[tool.name for tool in turn.chat.tools],
+            thinking=turn.kiro.thinking,
+            input_tokens=turn.input_tokens,
+            context_window=turn.model.model.max_input_tokens,
+        )
+        async for frames in self._client.stream(turn.kiro):
+            batch: list[StreamEvent] = []
+            for frame in frames:
+                batch.extend(translator.feed(frame))
+            yield batch
+        yield translator.finish()

@@ -1,0 +1,342 @@
+"""The HTTP API: OpenAI- and Anthropic-compatible routes, auth, error shapes, streaming.
+
+`create_app()` builds a fresh FastAPI app per server start. Request bodies are parsed by the core
+translators (not by pydantic), so every bad input becomes a 4xx in the caller's own error shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import __version__
+from .config import Settings
+from .core.anthropic_format import (
+    AnthropicStreamEncoder,
+    anthropic_count_tokens,
+    anthropic_error_body,
+    anthropic_message,
+    anthropic_to_chat,
+)
+from .core.errors import AuthenticationFailed, InvalidRequest, Ki2apiError, KiroUnavailable, RequestTooLarge
+from .core.model import StreamEvent
+from .core.models import public_model_ids
+from .core.openai_format import (
+    OpenAIStreamEncoder,
+    openai_completion,
+    openai_error_body,
+    openai_model_list,
+    openai_to_chat,
+)
+from .core.sse import format_sse
+from .keeper import keep_fresh
+from .relay import Relay, Turn
+from .state import Reporter, Status
+from .status_page import render_status_page
+from .tokens import TokenStore
+from .upstream import KiroClient
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_SECONDS = 15.0
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+Batches = AsyncIterator[list[StreamEvent]]
+
+
+def create_app(
+    settings: Settings,
+    tokens: TokenStore,
+    reporter: Reporter,
+    status: Callable[[], Status],
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """A new app; `transport` lets tests route upstream traffic without a network."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        timeout = httpx.Timeout(
+            connect=settings.connect_timeout,
+            read=max(settings.first_byte_timeout, settings.idle_timeout),
+            write=60.0,
+            pool=settings.connect_timeout,
+        )
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport, trust_env=True) as http:
+            client = KiroClient(settings, tokens, http)
+            app.state.client = client
+            app.state.relay = Relay(client, http)
+            keeper = asyncio.create_task(keep_fresh(tokens, client, http, reporter))
+            try:
+                yield
+            finally:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
+
+    app = FastAPI(title="ki2api", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    expected_key = settings.api_key.encode("utf-8")
+
+    def check_key(request: Request) -> None:
+        sent = request.headers.get("x-api-key", "")
+        auth = request.headers.get("authorization", "")
+        if auth[:7].lower() == "bearer ":
+            sent = auth[7:].strip()
+        # compare_digest keeps the comparison time independent of how much of the key matched.
+        if not secrets.compare_digest(sent.encode("utf-8"), expected_key):
+            raise AuthenticationFailed(
+                "Invalid API key. Send the key from ki2api's config (default ki2api-key-2024) as "
+                "'Authorization: Bearer <key>' or 'x-api-key: <key>'."
+            )
+
+    async def read_json(request: Request) -> Any:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > settings.max_body_bytes:
+            raise _too_large(settings.max_body_bytes)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > settings.max_body_bytes:
+                raise _too_large(settings.max_body_bytes)
+        try:
+            return json.loads(body)
+        except RecursionError as exc:
+            raise InvalidRequest("The request body is nested too deeply.") from exc
+        except ValueError as exc:
+            raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from exc
+
+    def relay(request: Request) -> Relay:
+        return request.app.state.relay  # type: ignore[no-any-return]
+
+    @app.exception_handler(Ki2apiError)
+    async def on_ki2api_error(request: Request, error: Ki2apiError) -> JSONResponse:
+        return _error_response(request, error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error = InvalidRequest(f"{request.method} {request.url.path}: {exc.detail}", code="not_found")
+        error.status = exc.status_code
+        if exc.status_code == 404:
+            error.kind = "not_found_error"
+        return _error_response(request, error)
+
+    @app.exception_handler(RecursionError)
+    async def on_recursion(request: Request, exc: RecursionError) -> JSONResponse:
+        return _error_response(request, InvalidRequest("The request is nested too deeply to translate."))
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error while handling %s %s", request.method, request.url.path)
+        error = Ki2apiError("ki2api hit an internal error; details are in its log file.", code="internal_error")
+        return _error_response(request, error)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def status_page() -> HTMLResponse:
+        return HTMLResponse(render_status_page(status(), base_url=settings.base_url, language=settings.language))
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {**status().as_public_dict(), "version": __version__}
+
+    @app.get("/v1/models")
+    async def list_models(request: Request) -> dict[str, Any]:
+        check_key(request)
+        ids = public_model_ids(await request.app.state.client.models())
+        if "anthropic-version" in request.headers:
+            data = [{"type": "model", "id": i, "display_name": i, "created_at": "2025-05-14T00:00:00Z"} for i in ids]
+            return {"data": data, "has_more": False, "first_id": ids[0] if ids else None, "last_id": ids[-1] if ids else None}
+        return openai_model_list(ids, created=1_747_180_800)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        check_key(request)
+        raw = await read_json(request)
+        chat = openai_to_chat(raw)
+        turn = await relay(request).prepare(chat)
+        completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+        batches = relay(request).events(turn)
+        first = await _first_batch(batches, reporter)
+        if not chat.stream:
+            events = await _collect(first, batches, reporter)
+            return JSONResponse(openai_completion(events, model=chat.model, completion_id=completion_id, created=created))
+        options = raw.get("stream_options") if isinstance(raw, dict) else None
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        encoder = OpenAIStreamEncoder(
+            model=chat.model, completion_id=completion_id, created=created, include_usage=include_usage
+        )
+
+        def encode(batch: list[StreamEvent]) -> bytes:
+            return b"".join(format_sse(chunk) for event in batch for chunk in encoder.encode(event))
+
+        opening = b"".join(format_sse(chunk) for chunk in encoder.start())
+        return _sse(
+            opening,
+            first,
+            batches,
+            encode=encode,
+            error=lambda e: format_sse(openai_error_body(e)),
+            keepalive=b": keep-alive\n\n",
+            closing=format_sse("[DONE]"),
+            reporter=reporter,
+        )
+
+    @app.post("/v1/messages")
+    async def messages(request: Request) -> Response:
+        check_key(request)
+        chat = anthropic_to_chat(await read_json(request))
+        turn: Turn = await relay(request).prepare(chat)
+        message_id = f"msg_{uuid.uuid4().hex[:24]}"
+        batches = relay(request).events(turn)
+        first = await _first_batch(batches, reporter)
+        if not chat.stream:
+            events = await _collect(first, batches, reporter)
+            body = anthropic_message(events, model=chat.model, message_id=message_id, input_tokens=turn.input_tokens)
+            return JSONResponse(body)
+        encoder = AnthropicStreamEncoder(model=chat.model, message_id=message_id, input_tokens=turn.input_tokens)
+
+        def encode(batch: list[StreamEvent]) -> bytes:
+            return b"".join(format_sse(data, name) for event in batch for name, data in encoder.encode(event))
+
+        ping_name, ping_data = AnthropicStreamEncoder.ping()
+        return _sse(
+            b"".join(format_sse(data, name) for name, data in encoder.start()),
+            first,
+            batches,
+            encode=encode,
+            error=lambda e: format_sse(anthropic_error_body(e), "error"),
+            keepalive=format_sse(ping_data, ping_name),
+            closing=b"",
+            reporter=reporter,
+        )
+
+    @app.post("/v1/messages/count_tokens")
+    async def count_tokens(request: Request) -> dict[str, Any]:
+        check_key(request)
+        return anthropic_count_tokens(await read_json(request))
+
+    return app
+
+
+def _too_large(limit: int) -> RequestTooLarge:
+    return RequestTooLarge(
+        f"The request body is larger than {limit // (1024 * 1024)} MB; send smaller images or a shorter "
+        "conversation (or raise KI2API_MAX_BODY_BYTES)."
+    )
+
+
+def _is_anthropic(request: Request) -> bool:
+    return request.url.path.startswith("/v1/messages") or "anthropic-version" in request.headers
+
+
+def _error_response(request: Request, error: Ki2apiError) -> JSONResponse:
+    body = anthropic_error_body(error) if _is_anthropic(request) else openai_error_body(error)
+    return JSONResponse(body, status_code=error.status)
+
+
+async def _first_batch(batches: Batches, reporter: Reporter) -> list[StreamEvent]:
+    """Wait for Kiro's first chunk, so errors before it still get a proper HTTP status."""
+    try:
+        return await batches.__anext__()
+    except StopAsyncIteration:
+        return []
+    except Ki2apiError as error:
+        reporter.request_finished(False, error.message)
+        raise
+
+
+async def _collect(first: list[StreamEvent], batches: Batches, reporter: Reporter) -> list[StreamEvent]:
+    events = list(first)
+    try:
+        async for batch in batches:
+            events.extend(batch)
+    except Ki2apiError as error:
+        reporter.request_finished(False, error.message)
+        raise
+    reporter.request_finished(True)
+    return events
+
+
+_END = object()
+
+
+def _sse(
+    opening: bytes,
+    first: list[StreamEvent],
+    batches: Batches,
+    *,
+    encode: Callable[[list[StreamEvent]], bytes],
+    error: Callable[[Ki2apiError], bytes],
+    keepalive: bytes,
+    closing: bytes,
+    reporter: Reporter,
+) -> StreamingResponse:
+    """Stream SSE: a pump task reads Kiro while the response sends keep-alives during long silences.
+
+    If the client goes away, Starlette cancels the body; cancelling the pump closes the upstream
+    request, so Kiro stops generating for nobody.
+    """
+
+    async def body() -> AsyncIterator[bytes]:
+        queue: asyncio.Queue[object] = asyncio.Queue(maxsize=256)
+        pump = asyncio.create_task(_pump(batches, queue))
+        ok, problem = False, "client disconnected"
+        try:
+            yield opening + encode(first)
+            while True:
+                item = queue.get_nowait() if not queue.empty() else await _get(queue, KEEPALIVE_SECONDS)
+                if item is None:
+                    yield keepalive
+                elif item is _END:
+                    ok = True
+                    if closing:
+                        yield closing
+                    return
+                elif isinstance(item, Ki2apiError):
+                    problem = item.message
+                    log.warning("stream ended early: %s", item.message)
+                    yield error(item)
+                    return
+                else:
+                    yield encode(item)  # type: ignore[arg-type]
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+            reporter.request_finished(ok, "" if ok else problem)
+
+    return StreamingResponse(body(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+async def _get(queue: asyncio.Queue[object], timeout: float) -> object:
+    try:
+        return await asyncio.wait_for(queue.get(), timeout)
+    except asyncio.TimeoutError:
+        return None
+
+
+async def _pump(batches: Batches, queue: asyncio.Queue[object]) -> None:
+    try:
+        async for batch in batches:
+            if batch:
+                await queue.put(batch)
+        await queue.put(_END)
+    except Ki2apiError as error:
+        await queue.put(error)
+    except Exception:
+        log.exception("unexpected failure while reading Kiro's stream")
+        await queue.put(KiroUnavailable("ki2api failed while reading Kiro's answer; details are in its log file."))
+
