@@ -1,0 +1,159 @@
+"""Composition root: parse the command line, wire settings, tokens, service and tray, and run.
+
+`ki2api-tray` with no arguments is the double-click path (tray + server); `serve` runs headless;
+`status` prints where things are and how the token looks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import multiprocessing
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import FrameType
+
+from . import __version__
+from .config import ConfigError, Settings, load_settings
+from .logs import configure_logging, guard_std_streams
+from .server import create_app
+from .service import ProxyService
+from .state import AppState, Phase
+from .tokens import TokenStore
+
+log = logging.getLogger("ki2api_tray")
+
+
+@dataclass
+class Runtime:
+    """Everything one process runs, wired together."""
+
+    settings: Settings
+    state: AppState
+    tokens: TokenStore
+    service: ProxyService
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    state = AppState()
+    service: ProxyService  # assigned below; the token store reports through it once it exists
+    tokens = TokenStore(settings, on_status=lambda status: service.reporter.token_changed(status))
+    service = ProxyService(
+        settings,
+        state,
+        app_factory=lambda reporter: create_app(settings, tokens, reporter, state.snapshot),
+        token_reload=tokens.reload,
+    )
+    return Runtime(settings=settings, state=state, tokens=tokens, service=service)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="ki2api-tray",
+        description="Use your Kiro login from any OpenAI or Anthropic client. "
+        "Without a command, shows the tray icon and starts the server.",
+    )
+    parser.add_argument("--version", action="version", version=f"ki2api-tray {__version__}")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8989)")
+    parser.add_argument("--selftest", action="store_true", help="check the installation and exit (for builds)")
+    parser.add_argument("--autostart", action="store_true", help=argparse.SUPPRESS)  # set by start-at-login entries
+    commands = parser.add_subparsers(dest="command", metavar="command")
+    serve = commands.add_parser("serve", help="run the server in the foreground without a tray icon")
+    serve.add_argument("--host", dest="serve_host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", dest="serve_port", type=int, help="port to listen on (default 8989)")
+    commands.add_parser("status", help="show token health, quota and where ki2api keeps its files")
+    args = parser.parse_args(argv)
+    args.host = getattr(args, "serve_host", None) or args.host
+    args.port = getattr(args, "serve_port", None) or args.port
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    guard_std_streams()
+    multiprocessing.freeze_support()
+    args = parse_args(argv)
+    try:
+        settings = load_settings({"host": args.host, "port": args.port})
+    except ConfigError as error:
+        print(f"ki2api: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.app_paths.log_file, settings.log_level)
+    if args.selftest:
+        from .selftest import run_selftest
+
+        return run_selftest(settings)
+    if args.command == "status":
+        from .report import status_report
+
+        print(status_report(settings))
+        return 0
+    refusal = exposure_refusal(settings)
+    if refusal:
+        print(f"ki2api: {refusal}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        return serve(build_runtime(settings))
+    from .tray import can_show_tray
+
+    possible, reason = can_show_tray()
+    if not possible:
+        print(f"ki2api: {reason}; running without a tray icon (like `ki2api-tray serve`).", file=sys.stderr)
+        return serve(build_runtime(settings))
+    from .tray import run_tray
+
+    runtime = build_runtime(settings)
+    return run_tray(runtime.service, runtime.state, settings)
+
+
+def exposure_refusal(settings: Settings) -> str:
+    """Why we refuse to listen beyond this machine, or "" when the setup is safe."""
+    if not settings.uses_default_key or _is_loopback(settings.host):
+        return ""
+    return (
+        f"refusing to listen on {settings.host} with the public default API key: anyone who can reach this "
+        "machine could use your Kiro account. Set API_KEY to a secret of your own, or listen on 127.0.0.1."
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(runtime: Runtime) -> int:
+    """Run headless until Ctrl-C or SIGTERM; the exit code says whether the server could start."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, on_signal)
+    service, settings = runtime.service, runtime.settings
+    if not service.start():
+        print(f"ki2api: {runtime.state.snapshot().last_error}", file=sys.stderr)
+        service.close()
+        return 1
+    token = runtime.state.snapshot().token
+    print(f"ki2api {__version__}: OpenAI and Anthropic APIs on {settings.base_url}", file=sys.stderr)
+    print(f"ki2api: Kiro token {token.health.value}{': ' + token.detail if token.detail else ''}", file=sys.stderr)
+    print("ki2api: press Ctrl-C to stop", file=sys.stderr)
+    try:
+        while not stop.wait(0.5):
+            if runtime.state.snapshot().phase is Phase.ERROR:
+                print(f"ki2api: server stopped: {runtime.state.snapshot().last_error}", file=sys.stderr)
+                return 1
+    finally:
+        service.close()
+    log.info("stopped")
+    return 0
