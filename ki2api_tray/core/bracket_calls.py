@@ -193,7 +193,7 @@ class BracketCallParser:
             ch = text[i]
             if ch == "]":
                 arguments = "".join(self._args)
-                if _is_json_object(arguments):
+                if is_json_object(arguments):
                     out.append(ToolCall(id=self._new_id(), name=self._names[self._name], arguments=arguments))
                     self._phase = "text"
                     self._args = []
@@ -231,7 +231,8 @@ def _emit_text(out: list[TextDelta | ToolCall], text: str) -> None:
         out.append(TextDelta(text))
 
 
-def _is_json_object(text: str) -> bool:
+def is_json_object(text: str) -> bool:
+    """Whether `text` is exactly one JSON object (what tool-call arguments must be)."""
     try:
         return isinstance(json.loads(text), dict)
     except (ValueError, RecursionError):

@@ -6,11 +6,9 @@ path of the offending field in `param` (e.g. `messages[2].content`); no other ex
 
 from __future__ import annotations
 
-import binascii
-import re
-from base64 import b64decode
 from typing import Any
 
+from .data_url import image_from_data_url
 from .errors import InvalidRequest, UnsupportedImage
 from .model import (
     ChatRequest,
@@ -46,10 +44,6 @@ _TOOL_CHOICE_MODES: dict[str, ToolChoice] = {
     "required": ToolChoice("any"),
 }
 
-_EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
-
-_DATA_URL = re.compile(r"data:(?P<media>[^;,]*)(?P<params>(?:;[^;,]*)*),(?P<data>.*)", re.DOTALL)
-
 
 def openai_to_chat(body: object) -> ChatRequest:
     """Translate a `/v1/chat/completions` body; fields we do not use (temperature, user, ...) are ignored."""
@@ -62,7 +56,7 @@ def openai_to_chat(body: object) -> ChatRequest:
     stream = _optional_bool(body.get("stream"), "stream")
     _check_stream_options(body.get("stream_options"))
     system, messages = _messages(body.get("messages"))
-    tools = _tools(body.get("tools"), "tools") + _functions(body.get("functions"))
+    tools = _tools(body.get("tools")) + _functions(body.get("functions"))
     return ChatRequest(
         model=model,
         messages=messages,
@@ -89,8 +83,9 @@ def openai_include_usage(body: object) -> bool:
 def _messages(raw: object) -> tuple[str, tuple[Message, ...]]:
     """System text and the conversation.
 
-    System and developer messages are gathered into one system prompt wherever they appear: Kiro has
-    no mid-conversation system turn, and clients such as Open WebUI append one late with RAG context.
+    System and developer messages are gathered into one system prompt wherever they appear, in order:
+    Kiro has no system role at all (the prompt rides on the first user turn), so a late one's position
+    cannot be kept; it still reaches the model instead of being dropped.
     """
     if not isinstance(raw, list) or not raw:
         raise InvalidRequest("`messages` must be a non-empty list of message objects.", param="messages")
@@ -279,39 +274,23 @@ def _image(part: dict[str, Any], path: str) -> ImagePart:
         return ImagePart(url=url)
     if not lowered.startswith("data:"):
         raise UnsupportedImage(f"`{url_path}` must be a data: URL or an http(s) URL.", param=url_path)
-    return _data_url_image(url, url_path)
-
-
-def _data_url_image(url: str, path: str) -> ImagePart:
-    match = _DATA_URL.fullmatch(url)
-    if match is None:
-        raise UnsupportedImage(f"`{path}` is not a valid data: URL (expected data:image/png;base64,...).", param=path)
-    media_type = match["media"].strip().lower()
-    if not media_type.startswith("image/"):
-        raise UnsupportedImage(f"`{path}` must hold an image, not {_show(media_type or 'text/plain')}.", param=path)
-    if "base64" not in (p.strip().lower() for p in match["params"].split(";")):
-        raise UnsupportedImage(f"`{path}` must be base64-encoded (data:{media_type};base64,...).", param=path)
-    data = "".join(match["data"].split())
-    if not data:
-        raise UnsupportedImage(f"`{path}` contains no image data.", param=path)
     try:
-        b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise UnsupportedImage(f"`{path}` does not contain valid base64 data.", param=path) from None
-    return ImagePart(media_type=media_type, data=data)
+        return image_from_data_url(url)
+    except ValueError as reason:
+        raise UnsupportedImage(f"`{url_path}` {reason}.", param=url_path) from None
 
 
 # --- tools and options -----------------------------------------------------------------------
 
 
-def _tools(raw: object, path: str) -> tuple[ToolSpec, ...]:
+def _tools(raw: object) -> tuple[ToolSpec, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise InvalidRequest(f"`{path}` must be a list of tool definitions.", param=path)
+        raise InvalidRequest("`tools` must be a list of tool definitions.", param="tools")
     specs: list[ToolSpec] = []
     for index, tool in enumerate(raw):
-        tool_path = f"{path}[{index}]"
+        tool_path = f"tools[{index}]"
         if not isinstance(tool, dict):
             raise InvalidRequest(f"`{tool_path}` must be an object.", param=tool_path)
         kind = tool.get("type", "function")
@@ -343,7 +322,9 @@ def _tool_spec(raw: object, path: str) -> ToolSpec:
     parameters = raw.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
         raise InvalidRequest(f"`{path}.parameters` must be a JSON schema object.", param=f"{path}.parameters")
-    return ToolSpec(name=name, description=description or "", parameters=parameters or dict(_EMPTY_SCHEMA))
+    return ToolSpec(
+        name=name, description=description or "", parameters=parameters or {"type": "object", "properties": {}}
+    )
 
 
 def _tool_choice(body: dict[str, Any], tools: tuple[ToolSpec, ...]) -> ToolChoice | None:
@@ -433,8 +414,9 @@ def _non_empty_str(raw: object, param: str) -> str:
 
 
 def _show(value: object) -> str:
-    """A short rendering of a bad value for an error message (never the whole of a large body)."""
+    """A bad value, shortened for an error message: a huge body must not end up whole in a reply or a log."""
     if isinstance(value, dict | list):
         return "an object" if isinstance(value, dict) else "a list"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    if isinstance(value, str) and len(value) > 40:
+        return repr(value[:37]) + "..."
+    return repr(value)

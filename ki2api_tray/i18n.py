@@ -1,0 +1,231 @@
+"""Words the person sees in the tray menu, notifications and status page, in English and Simplified Chinese.
+
+The language comes from `settings.language` ("auto" follows the OS locale). Both tables must carry the
+same keys and the same `{fields}`; a test checks that.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+LANGUAGES = ("en", "zh")
+
+EN: dict[str, str] = {
+    # Status lines (the menu's first line and the tooltip).
+    "status.running": "ki2api — running on {address}",
+    "status.starting": "ki2api — starting…",
+    "status.stopping": "ki2api — stopping…",
+    "status.stopped": "ki2api — stopped",
+    "status.port_in_use": "ki2api — port {port} in use",
+    "status.error": "ki2api — error: {error}",
+    "token.valid": "Token: valid, expires in {duration}",
+    "token.valid_no_expiry": "Token: valid",
+    "token.expiring": "Token: expires in {duration}",
+    "token.expired": "Token: expired — log in to Kiro",
+    "token.missing": "Token: file not found",
+    "token.unreadable": "Token: file unreadable",
+    "token.refresh_failed": "Token: refresh failed — log in to Kiro",
+    "requests.today": "Requests today: {count}",
+    "requests.today_errors": "Requests today: {count} · errors: {errors}",
+    "quota.left": "Quota: {remaining} of {limit} left",
+    "quota.left_resets": "Quota: {remaining} of {limit} left · resets {date}",
+    "quota.unknown": "Quota: unknown",
+    "duration.under_minute": "less than a minute",
+    "duration.minutes": "{minutes} min",
+    "duration.hours": "{hours} h {minutes} min",
+    "duration.days": "{days} days",
+    "date.short": "{day} {month_name}",
+    "date.month_names": "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec",
+    # Menu actions.
+    "menu.start": "Start server",
+    "menu.stop": "Stop server",
+    "menu.copy_url": "Copy base URL ({url})",
+    "menu.copy_key": "Copy API key",
+    "menu.open_status": "Open status page",
+    "menu.open_logs": "Open logs folder",
+    "menu.open_config": "Open config",
+    "menu.autostart": "Start at login",
+    "menu.quit": "Quit ki2api",
+    # Notifications: only for things the person has to act on.
+    "notify.title": "ki2api",
+    "notify.token_expired": "Your Kiro login has expired. Open Kiro and sign in again.",
+    "notify.refresh_failed": "Kiro refused to renew the login. Open Kiro and sign in again.",
+    "notify.port_in_use": "Port {port} is already in use. Quit the other program or change the port in config.json.",
+    "notify.crashed": "The server stopped unexpectedly: {error}. Choose “Start server” to try again.",
+    "notify.start_failed": "The server could not start: {error}",
+    "notify.no_token_title": "Kiro login not found",
+    "notify.no_token": "Looked for {path}. Open Kiro and sign in; ki2api picks the login up by itself.",
+    "notify.already_running": "ki2api is already running — find it in the tray.",
+    "notify.copy_failed": "Could not copy to the clipboard: {reason}",
+    "notify.open_failed": "Could not open {target}: {reason}",
+    "notify.autostart_failed": "Could not change “Start at login”: {reason}",
+    # Status page.
+    "page.title": "ki2api status",
+    "page.server": "Server",
+    "page.token": "Kiro login",
+    "page.requests": "Requests",
+    "page.quota": "Quota",
+    "page.connect": "Connect a client",
+    "page.today": "Today",
+    "page.total": "Total",
+    "page.errors": "errors",
+    "page.last_request": "Last request",
+    "page.never": "never",
+    "page.ago": "{duration} ago",
+    "page.last_error": "Last error",
+    "page.source": "Read from {source}",
+    "page.openai_hint": "OpenAI-compatible clients: set the base URL to",
+    "page.anthropic_hint": "Anthropic-compatible clients (Claude Code): set ANTHROPIC_BASE_URL to",
+    "page.key_hint": "API key: the api_key value in {config}, or the API_KEY environment variable. "
+    "The tray menu's “Copy API key” copies it.",
+    "page.refresh_note": "This page refreshes every 5 seconds.",
+}
+
+ZH: dict[str, str] = {
+    "status.running": "ki2api — 运行中：{address}",
+    "status.starting": "ki2api — 正在启动…",
+    "status.stopping": "ki2api — 正在停止…",
+    "status.stopped": "ki2api — 已停止",
+    "status.port_in_use": "ki2api — 端口 {port} 已被占用",
+    "status.error": "ki2api — 错误：{error}",
+    "token.valid": "令牌：有效，{duration}后过期",
+    "token.valid_no_expiry": "令牌：有效",
+    "token.expiring": "令牌：{duration}后过期",
+    "token.expired": "令牌：已过期 — 请登录 Kiro",
+    "token.missing": "令牌：未找到文件",
+    "token.unreadable": "令牌：文件无法读取",
+    "token.refresh_failed": "令牌：刷新失败 — 请登录 Kiro",
+    "requests.today": "今日请求：{count}",
+    "requests.today_errors": "今日请求：{count} · 错误：{errors}",
+    "quota.left": "额度：剩余 {remaining} / {limit}",
+    "quota.left_resets": "额度：剩余 {remaining} / {limit} · {date}重置",
+    "quota.unknown": "额度：未知",
+    "duration.under_minute": "不到一分钟",
+    "duration.minutes": "{minutes} 分钟",
+    "duration.hours": "{hours} 小时 {minutes} 分钟",
+    "duration.days": "{days} 天",
+    "date.short": "{month_name}{day}日",
+    "date.month_names": "1月 2月 3月 4月 5月 6月 7月 8月 9月 10月 11月 12月",
+    "menu.start": "启动服务",
+    "menu.stop": "停止服务",
+    "menu.copy_url": "复制接口地址（{url}）",
+    "menu.copy_key": "复制 API 密钥",
+    "menu.open_status": "打开状态页",
+    "menu.open_logs": "打开日志文件夹",
+    "menu.open_config": "打开配置文件",
+    "menu.autostart": "登录时启动",
+    "menu.quit": "退出 ki2api",
+    "notify.title": "ki2api",
+    "notify.token_expired": "Kiro 登录已过期。请打开 Kiro 重新登录。",
+    "notify.refresh_failed": "Kiro 拒绝续期登录。请打开 Kiro 重新登录。",
+    "notify.port_in_use": "端口 {port} 已被占用。请退出占用它的程序，或在 config.json 中更换端口。",
+    "notify.crashed": "服务意外停止：{error}。请选择“启动服务”重试。",
+    "notify.start_failed": "服务无法启动：{error}",
+    "notify.no_token_title": "未找到 Kiro 登录",
+    "notify.no_token": "已查找 {path}。请打开 Kiro 并登录，ki2api 会自动读取登录信息。",
+    "notify.already_running": "ki2api 已在运行 — 请在系统托盘中找到它。",
+    "notify.copy_failed": "无法复制到剪贴板：{reason}",
+    "notify.open_failed": "无法打开 {target}：{reason}",
+    "notify.autostart_failed": "无法更改“登录时启动”：{reason}",
+    "page.title": "ki2api 状态",
+    "page.server": "服务",
+    "page.token": "Kiro 登录",
+    "page.requests": "请求",
+    "page.quota": "额度",
+    "page.connect": "连接客户端",
+    "page.today": "今日",
+    "page.total": "累计",
+    "page.errors": "错误",
+    "page.last_request": "最近请求",
+    "page.never": "暂无",
+    "page.ago": "{duration}前",
+    "page.last_error": "最近错误",
+    "page.source": "读取自 {source}",
+    "page.openai_hint": "OpenAI 兼容客户端：将接口地址（base URL）设为",
+    "page.anthropic_hint": "Anthropic 兼容客户端（Claude Code）：将 ANTHROPIC_BASE_URL 设为",
+    "page.key_hint": "API 密钥：{config} 中的 api_key，或环境变量 API_KEY。托盘菜单的“复制 API 密钥”可复制它。",
+    "page.refresh_note": "本页每 5 秒自动刷新。",
+}
+
+TABLES: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}
+
+
+@dataclass(frozen=True)
+class Translator:
+    """Looks up a string for one language and fills in its fields."""
+
+    language: str = "en"
+
+    def __call__(self, key: str, **fields: object) -> str:
+        template = TABLES.get(self.language, EN).get(key) or EN[key]
+        return template.format(**fields)
+
+    def month_name(self, month: int) -> str:
+        return self("date.month_names").split()[month - 1]
+
+
+def choose_language(setting: str = "auto", environ: Mapping[str, str] = os.environ) -> str:
+    """ "en" or "zh": an explicit setting wins, "auto" follows the OS locale."""
+    if setting.strip().lower() in ("", "auto"):
+        return system_language(environ)
+    return _normalise(setting) or "en"
+
+
+def system_language(environ: Mapping[str, str] = os.environ, platform: str = sys.platform) -> str:
+    for candidate in _os_locales(environ, platform):
+        language = _normalise(candidate)
+        if language:
+            return language
+    return "en"
+
+
+def _normalise(code: str) -> str | None:
+    """Map a locale name ("zh_CN.UTF-8", "zh-Hans", "en_US", "C") to one of our languages, or None."""
+    code = code.strip().lower().replace("-", "_")
+    if not code or code in ("c", "posix", "auto"):
+        return None
+    if code.startswith("zh"):
+        return "zh"
+    return "en"
+
+
+def _os_locales(environ: Mapping[str, str], platform: str) -> list[str]:
+    """Locale names in the order the OS would use them for messages."""
+    found: list[str] = []
+    # gettext order: LANGUAGE (a colon list) beats LC_ALL, LC_MESSAGES and LANG.
+    found.extend(part for part in environ.get("LANGUAGE", "").split(":") if part)
+    found.extend(environ[var] for var in ("LC_ALL", "LC_MESSAGES", "LANG") if environ.get(var))
+    if platform == "win32":
+        found[:0] = _windows_ui_locale()
+    elif platform == "darwin":
+        # Apps started from Finder get no LANG; the user's language list lives in NSLocale.
+        found.extend(_macos_preferred_languages())
+    return found
+
+
+def _windows_ui_locale() -> list[str]:
+    try:
+        import ctypes
+        import locale
+
+        lang_id = ctypes.windll.kernel32.GetUserDefaultUILanguage()  # type: ignore[attr-defined]
+        name = locale.windows_locale.get(int(lang_id))
+        return [name] if name else []
+    except (AttributeError, OSError, ValueError):
+        return []
+
+
+def _macos_preferred_languages() -> list[str]:
+    try:
+        from Foundation import NSLocale  # type: ignore[import-not-found]  # pyobjc, present with pystray on macOS
+
+        return [str(code) for code in NSLocale.preferredLanguages()]
+    except Exception:  # noqa: BLE001 - any pyobjc failure just means "no preference known"
+        log.debug("could not read the macOS language list", exc_info=True)
+        return []
