@@ -66,7 +66,8 @@ class EventStreamDecoder:
     too. We never resynchronise (unlike some Kiro clients that skip a byte and retry) because a proxy
     must not guess frame boundaries inside model output: a "recovered" frame could be a fragment of
     text that happens to look like a header, and the client would get silently wrong content.
-    Frames completed earlier in the same chunk as the corruption are dropped with it.
+    Frames completed earlier in the same chunk as the corruption are still returned, so the client gets
+    everything Kiro sent intact; the error is raised by the next `feed` or `close`.
     """
 
     def __init__(self, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
@@ -76,6 +77,7 @@ class EventStreamDecoder:
         self._buffer = bytearray()
         self._frames_decoded = 0
         self._failure: str | None = None
+        self._pending: ProtocolError | None = None
 
     def feed(self, data: bytes) -> list[Frame]:
         """Add `data` and return the frames it completes, in stream order (often none, sometimes many)."""
@@ -96,7 +98,9 @@ class EventStreamDecoder:
         except ProtocolError as exc:
             self._failure = exc.message
             buffer.clear()
-            raise
+            if not frames:
+                raise
+            self._pending = exc
         # Compact once per feed; the memoryview is released by now, so the bytearray may resize.
         del buffer[:offset]
         return frames
@@ -118,6 +122,9 @@ class EventStreamDecoder:
         raise ProtocolError(self._failure)
 
     def _raise_if_failed(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            raise pending
         if self._failure is not None:
             raise ProtocolError(f"The event stream decoder already failed and cannot continue. {self._failure}")
 

@@ -219,13 +219,19 @@ def test_decoder_corruption_raises_protocol_error(data: bytes, problem: str) -> 
     assert caught.value.status == 502
 
 
-def test_decoder_error_names_frame_number() -> None:
+def test_decoder_error_names_frame_number_after_returning_intact_frames() -> None:
     corrupted = GOOD * 2 + with_byte(GOOD, 40, GOOD[40] ^ 0x01)
+    decoder = EventStreamDecoder()
 
-    with pytest.raises(ProtocolError, match=r"message CRC mismatch \(stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}\)"):
-        EventStreamDecoder().feed(corrupted)
-    with pytest.raises(ProtocolError, match="in frame 3"):
-        EventStreamDecoder().feed(corrupted)
+    intact = decoder.feed(corrupted)
+
+    assert len(intact) == 2  # the client still gets what Kiro sent before the damage
+    with pytest.raises(
+        ProtocolError, match=r"message CRC mismatch \(stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}\) in frame 3"
+    ):
+        decoder.close()
+    with pytest.raises(ProtocolError):
+        decoder.feed(GOOD)
 
 
 @pytest.mark.parametrize(
