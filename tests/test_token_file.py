@@ -121,7 +121,9 @@ def test_token_from_json_reads_every_field(tmp_path: Path) -> None:
     )
     assert record.scopes == ("openid", "offline_access")
     assert record.expires_at == MOMENT
-    idc = token_from_json({"accessToken": "a", "refreshToken": "r", "clientIdHash": "h1", "region": "eu-west-1"}, Path())
+    idc = token_from_json(
+        {"accessToken": "a", "refreshToken": "r", "clientIdHash": "h1", "region": "eu-west-1"}, Path()
+    )
     assert (idc.client_id_hash, idc.sso_region, idc.profile_arn, idc.expires_at) == ("h1", "eu-west-1", None, None)
 
 
@@ -205,7 +207,10 @@ def test_read_registration_refuses_path_like_hash(token_path: Path, client_id_ha
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        ('{"arn": "arn:aws:codewhisperer:eu-central-1:1:profile/X", "name": "x"}', "arn:aws:codewhisperer:eu-central-1:1:profile/X"),
+        (
+            '{"arn": "arn:aws:codewhisperer:eu-central-1:1:profile/X", "name": "x"}',
+            "arn:aws:codewhisperer:eu-central-1:1:profile/X",
+        ),
         ('{"name": "x"}', None),
         ('{"arn": "not-an-arn"}', None),
         ("{broken", None),
@@ -262,9 +267,10 @@ def test_write_back_leaves_deleted_file_deleted(token_path: Path) -> None:
 
 
 def test_write_json_atomically_new_file_is_private(tmp_path: Path) -> None:
-    path = tmp_path / "new.json"
+    path = tmp_path / "folder" / "new.json"
+    path.parent.mkdir()
     write_json_atomically(path, {"b": "é", "a": [1]})
     assert path.read_text(encoding="utf-8") == '{\n  "b": "é",\n  "a": [\n    1\n  ]\n}'
     if os.name == "posix":
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert [p.name for p in tmp_path.iterdir()] == ["new.json"]
+    assert [p.name for p in path.parent.iterdir()] == ["new.json"]

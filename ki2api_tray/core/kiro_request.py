@@ -89,7 +89,8 @@ def _image(part: ImagePart) -> dict[str, Any]:
             f"Kiro accepts JPEG, PNG, GIF and WebP images, not {part.media_type or 'an image without a type'}.",
             param="messages",
         )
-    return {"format": image_format, "source": {"bytes": part.data.strip()}}
+    # Kiro wants plain base64; MIME-style line breaks from some clients would make it invalid.
+    return {"format": image_format, "source": {"bytes": "".join(part.data.split())}}
 
 
 def _without_empty_keys(value: Any) -> Any:
@@ -268,10 +269,9 @@ def build_kiro_request(
     native = wants_thinking and model.supports_native_thinking
 
     state: dict[str, Any] = {"chatTriggerType": "MANUAL", "conversationId": conversation_id}
-    current = _current_json(
+    state["currentMessage"] = _current_json(
         conversation, request, model=model, tools=tools, thinking_tags=wants_thinking and not native
     )
-    state["currentMessage"] = current
     if conversation.history:
         state["history"] = _history_json(conversation, system=request.system, model=model)
     body: dict[str, Any] = {"conversationState": state, "profileArn": profile_arn}

@@ -35,10 +35,6 @@ def is_server_tool(name: str) -> bool:
     return name.lower() in SERVER_TOOL_NAMES
 
 
-# Keywords whose value maps names to subschemas: the keys there are property names, not keywords.
-_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
-
-
 def _clean_value(value: Any) -> Any:
     if isinstance(value, Mapping):
         return clean_schema(value)
@@ -48,20 +44,17 @@ def _clean_value(value: Any) -> Any:
 
 
 def clean_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of a JSON schema without the keywords JW reports Kiro rejecting, at every depth.
+    """A copy of a JSON schema without `additionalProperties` and empty `required: []`, at every depth.
 
-    Removed: `additionalProperties` and an empty `required: []`. A property that happens to be *named*
-    `additionalProperties` or `required` is kept.
+    JW reports both triggering 400s and strips them by key wherever they appear; we do the same, so a
+    property that happens to be *named* `additionalProperties` is dropped too: we cannot tell whether Kiro
+    checks the keyword or just the key, and a rejected request is worse than one missing parameter.
     """
-    cleaned: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key == "additionalProperties" or (key == "required" and value == []):
-            continue
-        if key in _SCHEMA_MAPS and isinstance(value, Mapping):
-            cleaned[key] = {name: _clean_value(sub) for name, sub in value.items()}
-        else:
-            cleaned[key] = _clean_value(value)
-    return cleaned
+    return {
+        key: _clean_value(value)
+        for key, value in schema.items()
+        if key != "additionalProperties" and not (key == "required" and value == [])
+    }
 
 
 def _input_schema(parameters: Mapping[str, Any]) -> dict[str, Any]:

@@ -97,7 +97,10 @@ def violations(body: dict[str, Any]) -> list[str]:
     if state.get("chatTriggerType") != "MANUAL" or not state.get("conversationId") or not body.get("profileArn"):
         problems.append("trigger type, conversation id or profileArn")
     turns = [*state.get("history", []), state["currentMessage"]]
-    declared = {t["toolSpecification"]["name"].lower() for t in current(body).get("userInputMessageContext", {}).get("tools", [])}
+    declared = {
+        t["toolSpecification"]["name"].lower()
+        for t in current(body).get("userInputMessageContext", {}).get("tools", [])
+    }
     previous_uses: set[str] = set()
     for index, turn in enumerate(turns):
         expected = "userInputMessage" if index % 2 == 0 else "assistantResponseMessage"
@@ -128,7 +131,9 @@ def violations(body: dict[str, Any]) -> list[str]:
                 problems.append(f"turn {index} has empty toolUses")
             uses = uses or []
             previous_uses = {u["toolUseId"] for u in uses}
-            next_results = turns[index + 1]["userInputMessage"].get("userInputMessageContext", {}).get("toolResults", [])
+            next_results = (
+                turns[index + 1]["userInputMessage"].get("userInputMessageContext", {}).get("toolResults", [])
+            )
             if previous_uses != {r["toolUseId"] for r in next_results}:
                 problems.append(f"turn {index} has tool uses without results")
             for use in uses:
@@ -138,13 +143,28 @@ def violations(body: dict[str, Any]) -> list[str]:
         if len(spec["name"]) > 64 or not spec["description"] or len(spec["description"]) > 10_000:
             problems.append(f"tool {spec['name'][:70]} has a bad name or description")
     for path, value in _walk(body):
-        if path.endswith(".additionalProperties") and ".inputSchema.json" in path and "properties.additionalProperties" not in path:
+        if path.endswith(".additionalProperties") and ".inputSchema.json" in path:
             problems.append(f"{path} left in a schema")
         if path.endswith(".required") and value == []:
             problems.append(f"{path} is an empty required list")
         if isinstance(value, dict) and "" in value:
             problems.append(f"{path} has an empty key")
     return problems
+
+
+def fake_kiro_rejection(body: dict[str, Any]) -> str | None:
+    """The fake Kiro's own verdict (written by someone else from the same doc), as a second opinion."""
+    from tests.fake_kiro import validation as fake  # imported here so a broken fake fails only these tests
+
+    try:
+        state = fake.check_conversation(body)
+        past = fake.check_history(state)
+        now = fake.check_current(state)
+        fake.check_model_fields(body, now)
+        fake.check_tool_pairing(past, now, fake.check_tools(now))
+    except fake.Rejected as exc:
+        return exc.detail
+    return None
 
 
 def body_model(body: dict[str, Any]) -> str:
@@ -329,9 +349,9 @@ def test_tool_use_input_is_always_an_object(arguments: str, expected: dict[str, 
 
 def test_orphan_tool_result_becomes_text() -> None:
     body = build(user("go"), assistant("no tools here"), user(result("ghost", "boo"), "hi"), tools=(READ,))
-    assert "userInputMessageContext" not in current(body) or "toolResults" not in current(body)[
-        "userInputMessageContext"
-    ]
+    assert (
+        "userInputMessageContext" not in current(body) or "toolResults" not in current(body)["userInputMessageContext"]
+    )
     assert current(body)["content"] == "(Result of tool call ghost: boo)\nhi"
 
 
@@ -344,9 +364,7 @@ def test_orphan_tool_use_becomes_text() -> None:
 
 
 def test_partially_answered_tool_uses_keep_only_the_answered_one() -> None:
-    body = build(
-        user("go"), assistant(call("t1"), call("t2")), user(result("t2", "two")), tools=(READ,)
-    )
+    body = build(user("go"), assistant(call("t1"), call("t2")), user(result("t2", "two")), tools=(READ,))
     message = history(body)[1]["assistantResponseMessage"]
     assert [u["toolUseId"] for u in message["toolUses"]] == ["t2"]
     assert "t1" in message["content"]
@@ -449,7 +467,7 @@ def test_tool_schema_is_cleaned_recursively() -> None:
         "additionalProperties": False,
         "required": [],
         "properties": {
-            "additionalProperties": {"type": "string"},  # a property that happens to have this name stays
+            "additionalProperties": {"type": "string"},  # a property with this name goes too (Kiro may not tell)
             "required": {"type": "boolean"},
             "items": {
                 "type": "array",
@@ -463,7 +481,6 @@ def test_tool_schema_is_cleaned_recursively() -> None:
     assert spec["inputSchema"]["json"] == {
         "type": "object",
         "properties": {
-            "additionalProperties": {"type": "string"},
             "required": {"type": "boolean"},
             "items": {"type": "array", "items": {"type": "object", "required": ["a"]}},
             "choice": {"anyOf": [{"type": "object"}]},
@@ -544,7 +561,8 @@ def test_images_kept_only_in_recent_history_messages() -> None:
     messages.append(user("and now?", ImagePart("image/png", PNG)))
     body = build(*messages)
     users = [t["userInputMessage"] for t in history(body) if "userInputMessage" in t]
-    assert ["images" in u for u in users] == [False, False, True, True, True]  # the last 5 history messages
+    # The last 5 history messages are assistant 2, user 3, assistant 3, user 4 and assistant 4.
+    assert ["images" in u for u in users] == [False, False, False, True, True]
     assert "An image was here" in users[0]["content"] and users[0]["content"].startswith("shot 0")
     assert "images" in current(body)
 
@@ -569,7 +587,6 @@ TAGS = "<thinking_mode>enabled</thinking_mode><max_thinking_length>{}</max_think
 def test_thinking_prompt_tags_prefix_current_message(
     thinking_flag: bool, request_thinking: Thinking | None, budget: int
 ) -> None:
-    built = build_request(user("why?"), thinking=thinking_flag, thinking_config=None) if False else None
     request = ChatRequest("m", (user("a"), assistant("b"), user("why?")), system="SYS", thinking=request_thinking)
     built = build_kiro_request(request, model=SONNET, profile_arn=ARN, conversation_id=CONV, thinking=thinking_flag)
     body = decode(built)
@@ -594,9 +611,18 @@ def test_thinking_off_adds_nothing() -> None:
     ("request_thinking", "expected"),
     [
         (None, {"thinking": {"type": "adaptive", "display": "summarized"}}),
-        (Thinking(effort="max"), {"thinking": {"type": "adaptive", "display": "summarized"}, "output_config": {"effort": "max"}}),
-        (Thinking(budget_tokens=2_000), {"thinking": {"type": "adaptive", "display": "summarized"}, "output_config": {"effort": "low"}}),
-        (Thinking(budget_tokens=31_999), {"thinking": {"type": "adaptive", "display": "summarized"}, "output_config": {"effort": "high"}}),
+        (
+            Thinking(effort="max"),
+            {"thinking": {"type": "adaptive", "display": "summarized"}, "output_config": {"effort": "max"}},
+        ),
+        (
+            Thinking(budget_tokens=2_000),
+            {"thinking": {"type": "adaptive", "display": "summarized"}, "output_config": {"effort": "low"}},
+        ),
+        (
+            Thinking(budget_tokens=31_999),
+            {"thinking": {"type": "adaptive", "display": "summarized"}, "output_config": {"effort": "high"}},
+        ),
     ],
 )
 def test_native_thinking_uses_additional_fields_not_tags(
@@ -605,6 +631,7 @@ def test_native_thinking_uses_additional_fields_not_tags(
     request = ChatRequest("m", (user("why?"),), thinking=request_thinking)
     built = build_kiro_request(request, model=OPUS_NATIVE, profile_arn=ARN, conversation_id=CONV, thinking=True)
     body = decode(built)
+    assert fake_kiro_rejection(body) is None
     assert body["additionalModelRequestFields"] == expected
     assert current(body)["content"] == "why?"
     assert built.thinking is True
@@ -686,6 +713,7 @@ def _claude_code_messages() -> tuple[Message, ...]:
 def test_claude_code_shaped_request_is_well_formed() -> None:
     built = build_request(*_claude_code_messages(), system="You are Claude Code. " * 500, tools=_claude_code_tools())
     body = decode(built)
+    assert fake_kiro_rejection(body) is None
     assert len(history(body)) == 26
     assert [t["name"] for t in tools(body)][:10] == [
         "Task", "Bash", "Glob", "Grep", "Read", "Edit", "MultiEdit", "Write", "WebFetch", "TodoWrite"
@@ -704,7 +732,7 @@ def test_claude_code_shaped_request_is_well_formed() -> None:
 
 # --- the invariant, over arbitrary conversations -------------------------------------------------------
 
-_ids = st.sampled_from(["t1", "t2", "t3", ""])
+_ids = st.sampled_from(["t1", "t2", ""])
 _texts = st.sampled_from(["", " ", "hi", "<system-reminder>r</system-reminder>"])
 _user_parts = st.one_of(
     _texts.map(TextPart),
@@ -726,7 +754,7 @@ _messages = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(messages=_messages, with_tools=st.booleans(), choice=st.sampled_from([None, "none", "any"]))
 def test_build_kiro_request_any_conversation_is_well_formed(
     messages: list[Message], with_tools: bool, choice: str | None
@@ -740,5 +768,6 @@ def test_build_kiro_request_any_conversation_is_well_formed(
     )
     body = decode(build_kiro_request(request, model=SONNET, profile_arn=ARN, conversation_id=CONV))
     assert violations(body) == []
+    assert fake_kiro_rejection(body) is None
     text = json.dumps(body)
     assert '"content":""' not in text.replace(" ", "") and '"toolUses":[]' not in text.replace(" ", "")

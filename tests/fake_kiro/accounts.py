@@ -273,7 +273,11 @@ def write_token_file(
 def write_client_registration(home: Path, account: Account, expires_in: float = 90 * 86400) -> Path:
     """Write the IdC client registration `~/.aws/sso/cache/<clientIdHash>.json` (§1.3)."""
     expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=expires_in)
-    data = {"clientId": account.client_id, "clientSecret": account.client_secret, "expiresAt": format_expiry(expires, "js")}
+    data = {
+        "clientId": account.client_id,
+        "clientSecret": account.client_secret,
+        "expiresAt": format_expiry(expires, "js"),
+    }
     return _write_json(cache_dir(home) / f"{account.client_id_hash}.json", data)
 
 

@@ -55,13 +55,17 @@ class QuietAbort(logging.Filter):
 
 
 class Listener:
-    """One uvicorn server thread. `start()` returns once it accepts connections; `stop()` joins it."""
+    """A loopback socket bound at once (so the port is known), then one uvicorn thread serving it."""
 
-    def __init__(self, app: Any, on_connection: Callable[[bool], None]) -> None:
+    def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(128)
         self.port: int = self.sock.getsockname()[1]
+        self.server: uvicorn.Server | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self, app: Any, on_connection: Callable[[bool], None]) -> None:
         config = uvicorn.Config(
             app,
             log_config=None,
@@ -73,23 +77,23 @@ class Listener:
             # Scripted pauses can be long; never let them hold up the end of the test session.
             timeout_graceful_shutdown=1,
         )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, name="fake-kiro", daemon=True
+        server = self.server = uvicorn.Server(config)
+        thread = self.thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [self.sock]}, name="fake-kiro", daemon=True
         )
-
-    def start(self) -> None:
-        self.thread.start()
+        thread.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("fake Kiro server did not start")
             time.sleep(0.01)
 
     def stop(self) -> None:
+        if self.server is None or self.thread is None:
+            self.sock.close()
+            return
         self.server.should_exit = True
         self.thread.join(5)
         if self.thread.is_alive():
             self.server.force_exit = True
             self.thread.join(2)
-

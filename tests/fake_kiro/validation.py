@@ -154,9 +154,9 @@ def check_model_id(model_id: Any, where: str) -> None:
         raise Rejected(INVALID_MODEL, f"{where}.modelId {model_id!r} is not in the model list")
 
 
-def check_user_message(message: Any, where: str, *, current: bool) -> dict[str, Any]:
+def check_user_message(value: Any, where: str, *, current: bool) -> dict[str, Any]:
     """§3.3: non-empty content, a model id, origin AI_EDITOR; images sit directly under the message."""
-    message = _obj(message, where)
+    message = _obj(value, where)
     _text(message.get("content"), f"{where}.content")
     if "modelId" not in message:
         raise Rejected(IMPROPER, f"{where}.modelId missing (it is repeated on every user message)")
@@ -177,9 +177,9 @@ def check_user_message(message: Any, where: str, *, current: bool) -> dict[str, 
     return message
 
 
-def check_assistant_message(message: Any, where: str) -> dict[str, Any]:
+def check_assistant_message(value: Any, where: str) -> dict[str, Any]:
     """§3.3 / §3.4: non-empty content; toolUses omitted rather than []; inputs are objects without "" keys."""
-    message = _obj(message, where)
+    message = _obj(value, where)
     _text(message.get("content"), f"{where}.content")
     if "toolUses" in message:
         uses = message["toolUses"]

@@ -1,0 +1,297 @@
+"""ProxyService: runs the HTTP server in a thread, follows the token file, and keeps AppState current.
+
+It binds the socket itself so "port in use" becomes a state instead of uvicorn's silent `sys.exit` in a
+thread, runs a fresh `uvicorn.Server` per start, and is the only writer of the server phase. The server
+reports requests through `reporter`; the tray and `/health` only read `AppState`.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import math
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from .config import Settings
+from .menu import port_in_use_message
+from .state import AppState, Phase, Quota, Reporter, Status, TokenHealth, TokenStatus
+from .watcher import TokenFileWatcher
+
+log = logging.getLogger(__name__)
+
+# Windows reports a taken port as WSAEADDRINUSE (10048), or WSAEACCES (10013) when another socket holds
+# it exclusively or the port lies in a range Hyper-V reserved.
+_IN_USE_WINERRORS = (10048, 10013)
+START_TIMEOUT = 15.0
+
+
+def local_now() -> datetime:
+    return datetime.now().astimezone()
+
+
+def _rolled_over(status: Status, today: str) -> Status:
+    """Start the "today" counters afresh once the local date has changed."""
+    if status.counts_date == today:
+        return status
+    return replace(status, counts_date=today, requests_today=0, errors_today=0)
+
+
+class StateReporter:
+    """The `Reporter` the HTTP server calls; it turns each report into one atomic AppState change."""
+
+    def __init__(self, state: AppState, clock: Callable[[], datetime] = local_now) -> None:
+        self._state = state
+        self._clock = clock
+
+    def request_finished(self, ok: bool, error: str = "") -> None:
+        now = self._clock()
+
+        def count(status: Status) -> Status:
+            status = _rolled_over(status, now.date().isoformat())
+            failed = 0 if ok else 1
+            return replace(
+                status,
+                requests_today=status.requests_today + 1,
+                requests_total=status.requests_total + 1,
+                errors_today=status.errors_today + failed,
+                errors_total=status.errors_total + failed,
+                last_request_at=now,
+                last_error=error if error else status.last_error,
+            )
+
+        self._state.apply(count)
+
+    def quota_changed(self, quota: Quota) -> None:
+        self._state.update(quota=quota)
+
+    def token_changed(self, status: TokenStatus) -> None:
+        self._state.update(token=status)
+
+
+@dataclass
+class _ServerRun:
+    """One start of the server: a fresh uvicorn.Server (they cannot be restarted) and its thread."""
+
+    server: uvicorn.Server
+    address: str
+    thread: threading.Thread = field(init=False)
+    stopping: bool = False
+    failure: str = ""
+
+
+class ProxyService:
+    """Start, stop and restart the local API server; own the token watcher and the health timer.
+
+    `start()`/`stop()` may be called from any thread; they are serialised. Background parts (watcher,
+    health timer) start with the first `start()` and end with `close()`.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        state: AppState,
+        *,
+        app_factory: Callable[[Reporter], ASGIApp],
+        token_reload: Callable[[], TokenStatus],
+        graceful_timeout: float = 3.0,
+        health_interval: float = 30.0,
+        clock: Callable[[], datetime] = local_now,
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self._app_factory = app_factory
+        self._token_reload = token_reload
+        self._graceful_timeout = graceful_timeout
+        self._health_interval = health_interval
+        self._clock = clock
+        self._reporter = StateReporter(state, clock)
+        self._lock = threading.RLock()
+        self._run: _ServerRun | None = None
+        self._watcher: TokenFileWatcher | None = None
+        self._health_thread: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    @property
+    def reporter(self) -> Reporter:
+        return self._reporter
+
+    @property
+    def is_running(self) -> bool:
+        run = self._run
+        return run is not None and run.thread.is_alive() and not run.stopping
+
+    def start(self) -> bool:
+        """Bind and serve; True once requests are accepted. On failure the phase is ERROR with a reason."""
+        with self._lock:
+            if self.is_running:
+                return True
+            self._start_background()
+            self.state.update(phase=Phase.STARTING, last_error="")
+            try:
+                sock = self._bind()
+            except OSError as exc:
+                self.state.update(phase=Phase.ERROR, address="", last_error=self._bind_error(exc))
+                log.warning("cannot listen on %s:%s: %s", self.settings.host, self.settings.port, exc)
+                return False
+            try:
+                run = self._launch(sock)
+            except Exception as exc:
+                sock.close()
+                log.exception("the server could not be created")
+                self.state.update(phase=Phase.ERROR, address="", last_error=f"The server could not start: {exc}")
+                return False
+            deadline = time.monotonic() + START_TIMEOUT
+            while not run.server.started and run.thread.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if not run.server.started:
+                reason = run.failure or "it did not become ready (see the log)"
+                self._halt(run, timeout=2.0)
+                self.state.update(phase=Phase.ERROR, address="", last_error=f"The server could not start: {reason}")
+                return False
+            self._run = run
+            threading.Thread(target=self._monitor, args=(run,), name="ki2api-server-monitor", daemon=True).start()
+            self.state.update(phase=Phase.RUNNING, address=run.address, last_error="")
+            log.info("serving on http://%s", run.address)
+            return True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving within about `timeout` + 2 s, even with streams open."""
+        with self._lock:
+            run, self._run = self._run, None
+            if run is None:
+                if self.state.snapshot().phase in (Phase.STARTING, Phase.RUNNING, Phase.STOPPING):
+                    self.state.update(phase=Phase.STOPPED, address="")
+                return
+            self.state.update(phase=Phase.STOPPING)
+            self._halt(run, timeout)
+            self.state.update(phase=Phase.STOPPED, address="")
+            log.info("server stopped")
+
+    def restart(self) -> bool:
+        with self._lock:
+            self.stop()
+            return self.start()
+
+    def close(self) -> None:
+        """Stop the server and every background thread (Quit, or the end of headless mode)."""
+        self.stop()
+        self._closed.set()
+        with self._lock:
+            watcher, self._watcher = self._watcher, None
+            health, self._health_thread = self._health_thread, None
+        if watcher is not None:
+            watcher.stop()
+        if health is not None and health is not threading.current_thread():
+            health.join(timeout=5.0)
+
+    def reload_token(self) -> None:
+        """Ask the token store for the current health and publish it (watcher, timer, and on demand)."""
+        try:
+            token = self._token_reload()
+        except Exception as exc:
+            log.exception("reading the token failed")
+            token = TokenStatus(TokenHealth.UNREADABLE, detail=f"Could not read the token: {exc}")
+        self.state.update(token=token)
+
+    # --- internals --------------------------------------------------------------------------------------
+
+    def _bind(self) -> socket.socket:
+        host, port = self.settings.host, self.settings.port
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            if sys.platform == "win32":
+                # On Windows SO_REUSEADDR would let a second program bind the same port; ask for exclusivity.
+                sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_EXCLUSIVEADDRUSE", -5), 1)
+            else:
+                # Same as asyncio: lets us rebind at once although closed streams left TIME_WAIT entries.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(128)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def _bind_error(self, exc: OSError) -> str:
+        port = self.settings.port
+        if exc.errno == errno.EADDRINUSE or getattr(exc, "winerror", None) in _IN_USE_WINERRORS:
+            return port_in_use_message(port)
+        if exc.errno == errno.EACCES:
+            return f"Port {port} needs administrator rights. Choose a port above 1024 in config.json."
+        return f"Cannot listen on {self.settings.host}:{port}: {exc.strerror or exc}"
+
+    def _launch(self, sock: socket.socket) -> _ServerRun:
+        app = self._app_factory(self._reporter)
+        config = uvicorn.Config(
+            app,
+            log_config=None,  # uvicorn's own logging config crashes windowed builds (sys.stdout is None)
+            access_log=False,
+            loop="asyncio",  # "auto" would pick whatever happens to be installed when the app is frozen
+            http="h11",
+            ws="none",
+            lifespan="on",
+            timeout_graceful_shutdown=max(1, math.ceil(self._graceful_timeout)),
+        )
+        server = uvicorn.Server(config)
+        host, port = sock.getsockname()[:2]
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        run = _ServerRun(server=server, address=address)
+        run.thread = threading.Thread(target=self._serve, args=(run, sock), name="ki2api-server", daemon=True)
+        run.thread.start()
+        return run
+
+    def _serve(self, run: _ServerRun, sock: socket.socket) -> None:
+        try:
+            run.server.run(sockets=[sock])
+        except BaseException as exc:  # uvicorn ends a failed lifespan startup with sys.exit() in this thread
+            run.failure = "the app's startup failed" if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
+            log.error("server thread ended with %s", run.failure, exc_info=not isinstance(exc, SystemExit))
+        finally:
+            sock.close()
+
+    def _halt(self, run: _ServerRun, timeout: float) -> None:
+        run.stopping = True
+        run.server.should_exit = True
+        run.thread.join(timeout)
+        if run.thread.is_alive():
+            # Open streams keep a graceful shutdown waiting; Quit must not hang on them.
+            run.server.force_exit = True
+            run.thread.join(2.0)
+        if run.thread.is_alive():
+            log.error("the server thread did not stop")
+
+    def _monitor(self, run: _ServerRun) -> None:
+        """Notice a server thread that ended without being asked to."""
+        run.thread.join()
+        if run.stopping:
+            return
+        reason = run.failure or "the server thread ended"
+        log.error("server stopped unexpectedly: %s", reason)
+        self.state.update(phase=Phase.ERROR, address="", last_error=f"The server stopped unexpectedly: {reason}")
+
+    def _start_background(self) -> None:
+        if self._closed.is_set() or self._health_thread is not None:
+            return
+        self.reload_token()
+        if self.settings.access_token is None:
+            self._watcher = TokenFileWatcher(self.settings.token_file, self.reload_token)
+            self._watcher.start()
+        self._health_thread = threading.Thread(target=self._health_loop, name="ki2api-health", daemon=True)
+        self._health_thread.start()
+
+    def _health_loop(self) -> None:
+        """Token expiry moves with the clock, not with the file; so do the "today" counters."""
+        while not self._closed.wait(self._health_interval):
+            self.reload_token()
+            self.state.apply(functools.partial(_rolled_over, today=self._clock().date().isoformat()))

@@ -1,0 +1,362 @@
+"""TrayUI: the pystray icon and menu. It reads `AppState` snapshots and asks the service to act.
+
+pystray runs on the main thread (macOS requires it); `setup` starts the service and returns. Every change
+to the icon, title, menu or a notification goes through `ui_call`, which hops to the AppKit main thread on
+macOS (pystray does not marshal there, and macOS 26+ kills the process for off-main-thread menu updates).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from . import autostart as autostart_module
+from .config import Settings, write_default_config
+from .desktop import Desktop, DesktopActions, DesktopError
+from .i18n import Translator, choose_language
+from .icons import status_icon
+from .menu import (
+    Level,
+    level_of,
+    port_in_use,
+    quota_line,
+    requests_line,
+    shorten,
+    status_line,
+    token_line,
+    tooltip,
+)
+from .state import AppState, Phase, Status, TokenHealth
+
+if TYPE_CHECKING:
+    import pystray
+
+log = logging.getLogger(__name__)
+
+NOTIFY_TITLE_LIMIT = 60  # Windows szInfoTitle[64]
+NOTIFY_TEXT_LIMIT = 250  # Windows szInfo[256]
+_ui_lock = threading.Lock()
+
+
+def ui_call(fn: Callable[..., object], *args: object) -> None:
+    """Run one pystray mutation on the thread the backend expects. The only way the tray changes the UI."""
+    if sys.platform == "darwin":
+        from PyObjCTools import AppHelper  # pyobjc comes with pystray on macOS
+
+        AppHelper.callAfter(fn, *args)
+    else:
+        # GTK backends marshal through GLib themselves; win32 rebuilds menus on the calling thread.
+        with _ui_lock:
+            fn(*args)
+
+
+def can_show_tray(environ: Mapping[str, str] = os.environ, platform: str = sys.platform) -> tuple[bool, str]:
+    """Whether a tray icon can appear here; if not, a one-line reason (the app then runs headless)."""
+    if environ.get("PYSTRAY_BACKEND") == "dummy":
+        return False, "PYSTRAY_BACKEND=dummy has no visible tray"
+    if platform not in ("win32", "darwin") and not environ.get("DISPLAY") and not environ.get("WAYLAND_DISPLAY"):
+        return False, "no graphical session (DISPLAY and WAYLAND_DISPLAY are not set)"
+    try:
+        import pystray  # noqa: F401  # with no usable display this raises Xlib errors, not ImportError
+    except Exception as exc:  # noqa: BLE001 - any failure means "no tray"
+        return False, f"the tray library could not load ({type(exc).__name__}: {exc})"
+    return True, ""
+
+
+class ServiceControl(Protocol):
+    """What the tray needs from `ProxyService`."""
+
+    def start(self) -> bool: ...
+
+    def stop(self, timeout: float = 5.0) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class TrayUI:
+    """The tray icon, its menu and its notifications; owns no state of its own beyond what it last showed."""
+
+    def __init__(
+        self,
+        service: ServiceControl,
+        state: AppState,
+        settings: Settings,
+        *,
+        icon_cls: type[pystray.Icon] | None = None,
+        desktop: DesktopActions | None = None,
+        autostart: autostart_module.Autostart | None = None,
+        language: str | None = None,
+        refresh_interval: float = 1.0,
+        tick_interval: float = 30.0,
+        clock: Callable[[], datetime] = lambda: datetime.now().astimezone(),
+    ) -> None:
+        import pystray
+
+        self.service = service
+        self.state = state
+        self.settings = settings
+        self.desktop: DesktopActions = desktop or Desktop()
+        self.autostart = autostart or autostart_module.for_this_os()
+        self.tr = Translator(language or choose_language(settings.language))
+        self.refresh_interval = refresh_interval  # menus are rebuilt at most this often
+        self.tick_interval = tick_interval  # "expires in N min" changes with time alone
+        self._clock = clock
+        self._closed = threading.Event()
+        self._quitting = False
+        self._refresh_lock = threading.Lock()
+        self._refresh_pending = False
+        self._last_refresh = 0.0
+        self._timer: threading.Timer | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._seen = state.snapshot()
+        self._level: Level | None = None
+        cls = icon_cls or pystray.Icon
+        status = state.snapshot()
+        self._level = level_of(status)
+        self.icon = cls(
+            "ki2api-tray",
+            icon=status_icon(self._level),
+            title=tooltip(status, self.tr, clock()),
+            menu=self.build_menu(),
+        )
+
+    # --- menu ------------------------------------------------------------------------------------------
+
+    def build_menu(self) -> pystray.Menu:
+        import pystray
+
+        item, snap, tr = pystray.MenuItem, self.state.snapshot, self.tr
+        return pystray.Menu(
+            item(lambda _: status_line(snap(), tr), None, enabled=False),
+            item(lambda _: token_line(snap().token, tr, self._clock()), None, enabled=False),
+            item(lambda _: requests_line(snap(), tr), None, enabled=False),
+            item(lambda _: quota_line(snap().quota, tr), None, enabled=False),
+            pystray.Menu.SEPARATOR,
+            item(lambda _: tr("menu.stop" if self._serving() else "menu.start"), self.toggle_server, default=True),
+            item(lambda _: tr("menu.copy_url", url=self.base_url()), self.copy_base_url),
+            item(tr("menu.copy_key"), self.copy_api_key),
+            item(tr("menu.open_status"), self.open_status_page, enabled=lambda _: snap().phase is Phase.RUNNING),
+            pystray.Menu.SEPARATOR,
+            item(tr("menu.open_logs"), self.open_logs),
+            item(tr("menu.open_config"), self.open_config),
+            item(tr("menu.autostart"), self.toggle_autostart, checked=lambda _: self._autostart_enabled()),
+            pystray.Menu.SEPARATOR,
+            item(tr("menu.quit"), self.quit),
+        )
+
+    def base_url(self) -> str:
+        """The URL clients use: the live address while running (the port may differ from the setting)."""
+        address = self.state.snapshot().address
+        return f"http://{address}/v1" if address else self.settings.base_url
+
+    def _serving(self) -> bool:
+        return self.state.snapshot().phase in (Phase.STARTING, Phase.RUNNING)
+
+    def _autostart_enabled(self) -> bool:
+        try:
+            return self.autostart.is_enabled()
+        except Exception:  # a locked registry or unreadable file: show "off" rather than break the menu
+            log.warning("cannot read the start-at-login state", exc_info=True)
+            return False
+
+    # --- actions (called by pystray on its thread) -----------------------------------------------------
+
+    def toggle_server(self) -> None:
+        # Starting or stopping can take seconds (open streams); keep the menu responsive meanwhile.
+        work = self.service.stop if self._serving() else self.service.start
+        threading.Thread(target=work, name="ki2api-toggle", daemon=True).start()
+
+    def copy_base_url(self) -> None:
+        self._copy(self.base_url())
+
+    def copy_api_key(self) -> None:
+        self._copy(self.settings.api_key)
+
+    def open_status_page(self) -> None:
+        self._open(self.base_url().removesuffix("/v1") + "/")
+
+    def open_logs(self) -> None:
+        log_dir = self.settings.app_paths.log_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self._open(str(log_dir))
+
+    def open_config(self) -> None:
+        config_file = self.settings.app_paths.config_file
+        try:
+            write_default_config(config_file)
+        except OSError as exc:
+            self.notify(self.tr("notify.open_failed", target=str(config_file), reason=exc.strerror or exc))
+            return
+        self._open(str(config_file))
+
+    def toggle_autostart(self) -> None:
+        try:
+            if self.autostart.is_enabled():
+                self.autostart.disable()
+            else:
+                self.autostart.enable()
+        except Exception as exc:
+            log.warning("changing start-at-login failed", exc_info=True)
+            self.notify(self.tr("notify.autostart_failed", reason=exc))
+
+    def quit(self) -> None:
+        """Hide the icon at once, stop the server, then end the pystray loop."""
+        if self._quitting:
+            return
+        self._quitting = True
+        self._stop_refreshing()
+        ui_call(self._hide)
+        try:
+            self.service.close()
+        finally:
+            ui_call(self.icon.stop)
+
+    def _copy(self, text: str) -> None:
+        try:
+            self.desktop.copy(text)
+        except DesktopError as exc:
+            self.notify(self.tr("notify.copy_failed", reason=exc))
+
+    def _open(self, target: str) -> None:
+        try:
+            self.desktop.open(target)
+        except DesktopError as exc:
+            self.notify(self.tr("notify.open_failed", target=target, reason=exc))
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Show the icon and block until Quit. Must be called on the main thread."""
+        _hide_dock_icon()
+        try:
+            self.icon.run(self._setup)
+        except Exception as exc:
+            # pystray's GTK backend closes notifications on exit; without a notification daemon that
+            # raises GLib.GError (ServiceUnknown) although everything else went fine.
+            if type(exc).__name__ != "GError":
+                raise
+            log.warning("tray loop ended with %s", exc)
+        finally:
+            self._stop_refreshing()
+            if not self._quitting:
+                self.service.close()
+
+    def _setup(self, icon: pystray.Icon) -> None:
+        ui_call(setattr, icon, "visible", True)
+        self._seen = self.state.snapshot()
+        self._unsubscribe = self.state.subscribe(self._on_state)
+        threading.Thread(target=self._tick, name="ki2api-tray-tick", daemon=True).start()
+        self.service.start()
+        status = self.state.snapshot()
+        if status.token.health is TokenHealth.MISSING and self.settings.access_token is None:
+            self.notify(
+                self.tr("notify.no_token", path=str(self.settings.token_file)), self.tr("notify.no_token_title")
+            )
+        self._schedule_refresh()
+
+    def show_already_running(self) -> None:
+        """A second launch rang the doorbell (see `instance.SingleInstance`)."""
+        self.notify(self.tr("notify.already_running"))
+
+    def notify(self, message: str, title: str | None = None) -> None:
+        title = shorten(title or self.tr("notify.title"), NOTIFY_TITLE_LIMIT)
+        message = shorten(message, NOTIFY_TEXT_LIMIT)
+        ui_call(self._show_notification, message, title)
+
+    def _show_notification(self, message: str, title: str) -> None:
+        if not getattr(self.icon, "HAS_NOTIFICATION", False):
+            return
+        try:
+            # Always with a title: pystray's macOS backend crashes on title=None (pystray PR #192).
+            self.icon.notify(message, title)
+        except Exception:
+            log.warning("notification failed: %s", message, exc_info=True)
+
+    def _hide(self) -> None:
+        try:
+            self.icon.visible = False
+        except Exception:
+            log.debug("hiding the icon failed", exc_info=True)
+
+    # --- reacting to state --------------------------------------------------------------------------------
+
+    def _on_state(self, status: Status) -> None:
+        """Runs on the writer's thread: decide on notifications, schedule a (debounced) redraw."""
+        before, self._seen = self._seen, status
+        self._notify_transition(before, status)
+        self._schedule_refresh()
+
+    def _notify_transition(self, before: Status, after: Status) -> None:
+        tr = self.tr
+        if after.phase is Phase.ERROR and before.phase is not Phase.ERROR:
+            port = port_in_use(after)
+            if port is not None:
+                self.notify(tr("notify.port_in_use", port=port))
+            elif before.phase is Phase.RUNNING:
+                self.notify(tr("notify.crashed", error=after.last_error))
+            else:
+                self.notify(tr("notify.start_failed", error=after.last_error))
+        health = after.token.health
+        if health is not before.token.health:
+            if health is TokenHealth.EXPIRED:
+                self.notify(tr("notify.token_expired"))
+            elif health is TokenHealth.REFRESH_FAILED:
+                self.notify(tr("notify.refresh_failed"))
+
+    def _tick(self) -> None:
+        while not self._closed.wait(self.tick_interval):
+            self._schedule_refresh()
+
+    def _schedule_refresh(self) -> None:
+        with self._refresh_lock:
+            if self._refresh_pending or self._closed.is_set():
+                return
+            self._refresh_pending = True
+            delay = max(0.0, self._last_refresh + self.refresh_interval - time.monotonic())
+            self._timer = threading.Timer(delay, self._refresh)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _refresh(self) -> None:
+        with self._refresh_lock:
+            self._refresh_pending = False
+            self._last_refresh = time.monotonic()
+        ui_call(self._apply, self.state.snapshot())
+
+    def _apply(self, status: Status) -> None:
+        try:
+            level = level_of(status)
+            if level is not self._level:
+                self._level = level
+                self.icon.icon = status_icon(level)
+            self.icon.title = tooltip(status, self.tr, self._clock())
+            self.icon.update_menu()
+        except Exception:
+            log.warning("updating the tray failed", exc_info=True)
+
+    def _stop_refreshing(self) -> None:
+        self._closed.set()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        with self._refresh_lock:
+            if self._timer is not None:
+                self._timer.cancel()
+
+
+def _hide_dock_icon() -> None:
+    """From source on macOS, Python would show a Dock icon; the packaged app sets LSUIElement instead."""
+    if sys.platform != "darwin" or getattr(sys, "frozen", False):
+        return
+    try:
+        from AppKit import NSApplication, NSApplicationActivationPolicyAccessory  # type: ignore[import-not-found]
+
+        NSApplication.sharedApplication().setActivationPolicy_(NSApplicationActivationPolicyAccessory)
+    except Exception:  # noqa: BLE001 - cosmetic only
+        log.debug("could not hide the Dock icon", exc_info=True)

@@ -1,0 +1,328 @@
+"""The fake Kiro backend: one loopback HTTP server playing every Kiro host ki2api talks to.
+
+Runtime (`/generateAssistantResponse`), management (`/ListAvailableModels`, `/getUsageLimits`,
+`/ListAvailableProfiles`), Kiro auth (`/refreshToken`) and SSO-OIDC (`/token`) share one base URL, so the
+four URL settings can all point at it (kiro-protocol.md §11). Every request is recorded; chat requests are
+validated like the real service (validation.py) and answered by a scripted reply or by scenarios.reply_for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from . import catalog, scenarios
+from .accounts import Account, Accounts
+from .listener import Listener, QuietAbort
+from .replies import ErrorReply, Reply, StreamReply
+from .validation import IMPROPER, Limits, Rejected, check_bearer, check_profile_arn, parse_body, validate_chat
+
+CHAT_PATH = "/generateAssistantResponse"
+EVENT_STREAM = "application/vnd.amazon.eventstream"
+_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+INVALID_GRANT = {"error": "invalid_grant", "error_description": "Invalid refresh token provided"}
+INVALID_CLIENT = {"error": "invalid_client", "error_description": "Invalid client credentials"}
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as it arrived. Header names are lower-case; `json` is None when the body was not JSON."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    json: Any
+    body_size: int
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A request the fake refused, with the rule that fired (the body is what the client saw)."""
+
+    path: str
+    status: int
+    body: Mapping[str, Any]
+    detail: str
+
+
+class StreamAborted(Exception):
+    """Raised inside a body iterator so uvicorn drops the connection without finishing the chunked body."""
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return parse_body(raw)
+    except Rejected:
+        return None
+
+
+class FakeKiro:
+    """State and routes of the fake. Thread-safe: the server thread and the test thread both use it.
+
+    Tests drive it with `script()`, `fail_next()`, `accounts` and `limits`, and read `requests`.
+    """
+
+    def __init__(self, base_url: str = "") -> None:
+        self.base_url = base_url
+        self.accounts = Accounts(base_url)
+        self.limits = Limits()
+        self.requests: list[RecordedRequest] = []
+        self.rejections: list[Rejection] = []
+        self.tcp_nodelay: list[bool] = []
+        self._lock = threading.Lock()
+        self._replies: deque[Reply] = deque()
+        self._failures: dict[str, deque[ErrorReply]] = {}
+        self.app = Starlette(
+            routes=[
+                Route(CHAT_PATH, self._chat, methods=["POST"]),
+                Route("/refreshToken", self._refresh_social, methods=["POST"]),
+                Route("/token", self._refresh_oidc, methods=["POST"]),
+                Route("/oauth2/token", self._refresh_external, methods=["POST"]),
+                Route("/ListAvailableModels", self._models, methods=["GET"]),
+                Route("/getUsageLimits", self._usage, methods=["GET"]),
+                Route("/ListAvailableProfiles", self._profiles, methods=["POST"]),
+                Route("/{rest:path}", self._unknown, methods=_ALL_METHODS),
+            ]
+        )
+
+    # ---- test-facing API -------------------------------------------------------------------------------
+
+    def script(self, *replies: Reply) -> None:
+        """Queue replies for the next valid generateAssistantResponse calls (invalid ones do not consume)."""
+        with self._lock:
+            self._replies.extend(replies)
+
+    def fail_next(self, path: str, status: int, body: Mapping[str, Any], times: int = 1) -> None:
+        """Answer the next `times` requests to `path` with this status and JSON body, before any validation."""
+        path = "/" + path.lstrip("/")
+        with self._lock:
+            self._failures.setdefault(path, deque()).extend([ErrorReply(status, dict(body))] * times)
+
+    def reset(self) -> None:
+        """Forget requests, scripts, failures, accounts and limit changes (between tests)."""
+        with self._lock:
+            self.requests.clear()
+            self.rejections.clear()
+            self._replies.clear()
+            self._failures.clear()
+        self.accounts.clear()
+        self.limits = Limits()
+
+    def chat_requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.path == CHAT_PATH]
+
+    @property
+    def refresh_count(self) -> int:
+        return self.accounts.refresh_count
+
+    def note_connection(self, nodelay: bool) -> None:
+        with self._lock:
+            self.tcp_nodelay.append(nodelay)
+
+    # ---- plumbing ------------------------------------------------------------------------------------
+
+    async def _arrive(self, request: Request) -> tuple[bytes, Response | None]:
+        """Record the request; return its body and a scripted failure if one is due for this path."""
+        raw = await request.body()
+        record = RecordedRequest(
+            method=request.method,
+            path=request.url.path,
+            query=dict(request.query_params),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            json=_json_or_none(raw),
+            body_size=len(raw),
+        )
+        with self._lock:
+            self.requests.append(record)
+            queue = self._failures.get(record.path)
+            failure = queue.popleft() if queue else None
+        return raw, (JSONResponse(dict(failure.body), failure.status) if failure else None)
+
+    def _reject(self, request: Request, rejected: Rejected) -> JSONResponse:
+        with self._lock:
+            self.rejections.append(Rejection(request.url.path, rejected.status, rejected.body, rejected.detail))
+        return JSONResponse(rejected.body, rejected.status)
+
+    def _headers(self, request: Request) -> dict[str, str]:
+        return {k.lower(): v for k, v in request.headers.items()}
+
+    # ---- generateAssistantResponse (§3, §5, §6) ------------------------------------------------------
+
+    async def _chat(self, request: Request) -> Response:
+        raw, failure = await self._arrive(request)
+        if failure:
+            return failure
+        try:
+            valid = validate_chat(self._headers(request), raw, self.accounts, self.limits)
+        except Rejected as rejected:
+            return self._reject(request, rejected)
+        with self._lock:
+            scripted = self._replies.popleft() if self._replies else None
+        reply = scripted or scenarios.reply_for(valid.body)
+        if isinstance(reply, ErrorReply):
+            return JSONResponse(dict(reply.body), reply.status, headers=dict(reply.headers))
+        if reply.first_byte_delay:
+            await asyncio.sleep(reply.first_byte_delay)
+        headers = {"x-amzn-requestid": str(uuid.uuid4())}
+        return StreamingResponse(self._stream(reply), media_type=EVENT_STREAM, headers=headers)
+
+    async def _stream(self, reply: StreamReply) -> AsyncIterator[bytes]:
+        for step in reply.plan():
+            if isinstance(step, bytes):
+                yield step
+            else:
+                await asyncio.sleep(step)
+        if reply.disconnect_after_frames is not None:
+            raise StreamAborted("scripted disconnect")
+
+    # ---- token refresh (§2) --------------------------------------------------------------------------
+
+    async def _refresh_social(self, request: Request) -> Response:
+        """§2.1: JSON {refreshToken} -> new access token, rotated refresh token, expiresIn, profileArn."""
+        raw, failure = await self._arrive(request)
+        if failure:
+            return failure
+        body = _json_or_none(raw)
+        if not request.headers.get("content-type", "").startswith("application/json") or body is None:
+            return JSONResponse({"error": "invalid_request", "error_description": "JSON body required"}, 400)
+        token = body.get("refreshToken")
+        account = self.accounts.refresh_social(token) if isinstance(token, str) and token else None
+        if account is None:
+            return JSONResponse(INVALID_GRANT, 400)
+        return JSONResponse(
+            {
+                "accessToken": account.access_token,
+                "refreshToken": account.refresh_token,
+                "expiresIn": 3600,
+                "profileArn": account.profile_arn,
+            }
+        )
+
+    async def _refresh_oidc(self, request: Request) -> Response:
+        """§2.2: SSO-OIDC CreateToken with a camelCase JSON body (not form-encoded)."""
+        raw, failure = await self._arrive(request)
+        if failure:
+            return failure
+        body = _json_or_none(raw)
+        if not request.headers.get("content-type", "").startswith("application/json") or body is None:
+            return JSONResponse({"error": "invalid_request", "error_description": "JSON body required"}, 400)
+        fields = [body.get(k) for k in ("clientId", "clientSecret", "refreshToken")]
+        if not all(isinstance(f, str) and f for f in fields):
+            return JSONResponse({"error": "invalid_request", "error_description": "missing parameter"}, 400)
+        if body.get("grantType") != "refresh_token":
+            return JSONResponse({"error": "unsupported_grant_type", "error_description": "grantType"}, 400)
+        result = self.accounts.refresh_oidc(*[str(f) for f in fields])
+        if isinstance(result, str):
+            return JSONResponse(INVALID_CLIENT if result == "invalid_client" else INVALID_GRANT, 400)
+        return JSONResponse(
+            {
+                "accessToken": result.access_token,
+                "refreshToken": result.refresh_token,
+                "expiresIn": 3600,
+                "tokenType": "Bearer",
+            }
+        )
+
+    async def _refresh_external(self, request: Request) -> Response:
+        """§2.3: a form-encoded OAuth refresh answered in snake_case."""
+        raw, failure = await self._arrive(request)
+        if failure:
+            return failure
+        form = dict(parse_qsl(raw.decode("utf-8", "replace")))
+        if form.get("grant_type") != "refresh_token":
+            return JSONResponse({"error": "unsupported_grant_type"}, 400)
+        account = self.accounts.refresh_external(form.get("client_id", ""), form.get("refresh_token", ""))
+        if account is None:
+            return JSONResponse(INVALID_GRANT, 400)
+        return JSONResponse(
+            {
+                "access_token": account.access_token,
+                "refresh_token": account.refresh_token,
+                "expires_in": 3600,
+                "token_type": "Bearer",
+            }
+        )
+
+    # ---- management host (§4.3, §7) ------------------------------------------------------------------
+
+    def _management_account(self, request: Request) -> Account:
+        """Bearer as for chat; a KiroIDE user agent; origin=AI_EDITOR; the caller's own profileArn."""
+        headers = self._headers(request)
+        account = check_bearer(headers, self.accounts)
+        if "KiroIDE" not in headers.get("user-agent", ""):
+            raise Rejected(IMPROPER, "User-Agent must name KiroIDE")
+        if request.query_params.get("origin") != "AI_EDITOR":
+            raise Rejected(IMPROPER, "origin=AI_EDITOR query parameter required")
+        check_profile_arn({"profileArn": request.query_params.get("profileArn")}, account)
+        return account
+
+    async def _models(self, request: Request) -> Response:
+        _, failure = await self._arrive(request)
+        if failure:
+            return failure
+        try:
+            self._management_account(request)
+        except Rejected as rejected:
+            return self._reject(request, rejected)
+        page = catalog.models_page(request.query_params.get("nextToken"), self.limits.models_page_size)
+        if page is None:
+            return self._reject(request, Rejected(IMPROPER, "unknown nextToken"))
+        return JSONResponse(page)
+
+    async def _usage(self, request: Request) -> Response:
+        _, failure = await self._arrive(request)
+        if failure:
+            return failure
+        try:
+            account = self._management_account(request)
+            if request.query_params.get("resourceType", "AGENTIC_REQUEST") != "AGENTIC_REQUEST":
+                raise Rejected(IMPROPER, "resourceType must be AGENTIC_REQUEST")
+        except Rejected as rejected:
+            return self._reject(request, rejected)
+        with_email = request.query_params.get("isEmailRequired") == "true"
+        return JSONResponse(catalog.usage_limits(account, with_email))
+
+    async def _profiles(self, request: Request) -> Response:
+        _, failure = await self._arrive(request)
+        if failure:
+            return failure
+        try:
+            account = check_bearer(self._headers(request), self.accounts)
+        except Rejected as rejected:
+            return self._reject(request, rejected)
+        return JSONResponse(catalog.profiles(account))
+
+    async def _unknown(self, request: Request) -> Response:
+        # §4.3: a Kiro host answers an operation it does not serve with UnknownOperationException.
+        _, failure = await self._arrive(request)
+        return failure or JSONResponse({"message": "UnknownOperationException", "reason": None}, 404)
+
+
+@contextmanager
+def running_fake_kiro() -> Iterator[FakeKiro]:
+    """Start the fake on 127.0.0.1 (random port) in a background thread; stop it on exit."""
+    quiet = QuietAbort(StreamAborted)
+    logging.getLogger("uvicorn.error").addFilter(quiet)
+    listener = Listener()
+    fake = FakeKiro(f"http://127.0.0.1:{listener.port}")
+    try:
+        listener.start(fake.app, fake.note_connection)
+        yield fake
+    finally:
+        listener.stop()
+        logging.getLogger("uvicorn.error").removeFilter(quiet)
