@@ -299,6 +299,7 @@ class TokenStore:
     async def _refresh(self, http: httpx.AsyncClient, record: TokenRecord | None, rejected: str | None) -> TokenRecord:
         """Renew the login (caller holds the refresh lock); returns the login to use or raises."""
         # Kiro may have refreshed already (kiro-protocol.md §1.6): its newer login beats renewing ours.
+        await asyncio.to_thread(self.reload)
         current, stale, _ = self._snapshot()
         if current is None:
             raise self._missing_error()

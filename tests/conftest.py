@@ -11,6 +11,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+pytest_plugins = ["tests.fixtures_kiro", "tests.fixtures_proxy"]
+
 # Variables a developer's shell may carry that would leak into the code under test.
 _LEAKY = [
     "API_KEY", "KI2API_HOST", "KI2API_PORT", "KIRO_TOKEN_FILE", "KIRO_PROFILE_FILE", "KIRO_ACCESS_TOKEN",
