@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 # empty or half-written; a few short retries ride that out.
 READ_ATTEMPTS = 4  # the first read and three retries, 0.2 s apart
 READ_RETRY_DELAY = 0.2
+REPLACE_ATTEMPTS = 5
+REPLACE_RETRY_DELAY = 0.1
 
 # Kiro's reader maps `provider` to the login kind whatever `authMethod` says (KIRO sanitizeToken);
 # peers write other spellings of `authMethod` (kiro-protocol.md §1.2). Keys are lower-case, no - or _.
@@ -322,12 +324,25 @@ def write_json_atomically(path: Path, data: Mapping[str, Any]) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temp_name, mode)
-        os.replace(temp_name, path)
+        _replace(temp_name, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
         raise
     _sync_directory(path.parent)
+
+
+def _replace(source: str, target: Path) -> None:
+    # Windows refuses to replace a file another process (Kiro's watchFile, an editor) has open; that
+    # passes in a moment, and giving up would leave the rotated refresh token only in our memory.
+    for attempt in range(REPLACE_ATTEMPTS):
+        try:
+            os.replace(source, target)
+            return
+        except PermissionError:
+            if attempt == REPLACE_ATTEMPTS - 1:
+                raise
+            time.sleep(REPLACE_RETRY_DELAY)
 
 
 def _sync_directory(directory: Path) -> None:

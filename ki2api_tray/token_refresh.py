@@ -57,6 +57,11 @@ async def refresh_login(
     http: httpx.AsyncClient, settings: Settings, record: TokenRecord, registration: ClientRegistration | None
 ) -> RefreshedToken:
     """Trade the record's refresh token for a new access token at the service that issued it."""
+    if not record.refresh_token and record.auth_kind == "environment":
+        raise KiroLoginRequired(
+            "KIRO_ACCESS_TOKEN is no longer accepted and KIRO_REFRESH_TOKEN is not set: set fresh tokens, "
+            "or unset both and log in to Kiro"
+        )
     if not record.refresh_token:
         raise KiroLoginRequired("The Kiro login has no refresh token, so it cannot be renewed: log in to Kiro again")
     if record.auth_kind == "idc":

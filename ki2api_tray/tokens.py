@@ -20,7 +20,7 @@ import httpx
 
 from .config import Settings
 from .core.errors import KiroLoginRequired, KiroUnavailable
-from .state import TokenHealth, TokenStatus
+from .state import TokenStatus
 from .token_file import (
     ClientRegistration,
     TokenFileError,
@@ -32,6 +32,7 @@ from .token_file import (
     token_from_environment,
     write_back,
 )
+from .token_health import token_status
 from .token_refresh import first_profile_arn, refresh_login
 
 log = logging.getLogger(__name__)
@@ -78,17 +79,6 @@ class _Failure:
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _span(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    if minutes < 1:
-        return "less than a minute"
-    if minutes < 120:
-        return f"{minutes} min"
-    if minutes < 48 * 60:
-        return f"{minutes // 60} h {minutes % 60} min"
-    return f"{minutes // (24 * 60)} days"
 
 
 class TokenStore:
@@ -191,34 +181,15 @@ class TokenStore:
         return status
 
     def _evaluate(self, now: datetime) -> TokenStatus:
-        """The health of the current login (caller holds `_lock`). No detail ever contains a token."""
-        path = str(self._settings.token_file)
-        record = self._record
-        if record is None:
-            if self._unreadable:
-                return TokenStatus(
-                    TokenHealth.UNREADABLE, source=path, detail=f"{path} is not a readable Kiro token: sign in again"
-                )
-            return TokenStatus(TokenHealth.MISSING, source=path, detail=f"No Kiro login found at {path}: open Kiro")
-        source = path if record.source is not None else "environment"
-
-        def health_of(health: TokenHealth, detail: str) -> TokenStatus:
-            return TokenStatus(health, record.expires_at, record.auth_kind, source, detail)
-
-        if self._failure is not None:
-            return health_of(TokenHealth.REFRESH_FAILED, self._failure.error.message)
-        if not record.access_token:
-            return health_of(TokenHealth.EXPIRED, "no access token yet; one is fetched on the next request")
-        if record.expires_at is None:
-            return health_of(TokenHealth.VALID, "expiry unknown")
-        left = record.expires_at - now
-        if left <= timedelta(0):
-            if not record.refresh_token:
-                return health_of(TokenHealth.EXPIRED, f"expired {_span(-left)} ago: log in to Kiro again")
-            return health_of(TokenHealth.EXPIRED, f"expired {_span(-left)} ago; renewed on the next request")
-        if left < self._margin:
-            return health_of(TokenHealth.EXPIRING, f"expires in {_span(left)}; renewed on the next request")
-        return health_of(TokenHealth.VALID, f"expires in {_span(left)}")
+        """The health of the current login (caller holds `_lock`)."""
+        return token_status(
+            self._record,
+            token_file=self._settings.token_file,
+            now=now,
+            margin=self._margin,
+            unreadable=self._unreadable,
+            failure=self._failure.error.message if self._failure is not None else None,
+        )
 
     def _missing_error(self) -> KiroLoginRequired:
         path = self._settings.token_file
@@ -346,9 +317,16 @@ class TokenStore:
             and (record.expires_at is None or record.expires_at > now)
         )
         with self._lock:
-            self._failure = _Failure(error)
-            self._retry_at = None if isinstance(error, KiroLoginRequired) else now + REFRESH_RETRY_DELAY
+            current = self._record
             self._attempts += 1
+            if record.same_tokens(current):
+                self._failure = _Failure(error)
+                self._retry_at = None if isinstance(error, KiroLoginRequired) else now + REFRESH_RETRY_DELAY
+        if current is not None and not record.same_tokens(current):
+            # The watcher brought in a new login while we asked; the failure belongs to the old one.
+            if current.access_token != rejected and current.expires_at is not None and current.expires_at > now:
+                return current
+            raise error
         log.warning("Could not renew the Kiro token: %s", error.message)
         self._publish()
         if still_works:

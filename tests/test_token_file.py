@@ -274,3 +274,37 @@ def test_write_json_atomically_new_file_is_private(tmp_path: Path) -> None:
     if os.name == "posix":
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [p.name for p in path.parent.iterdir()] == ["new.json"]
+
+
+def test_write_json_atomically_retries_a_briefly_locked_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "folder" / "token.json"
+    path.parent.mkdir()
+    path.write_text("{}")
+    real_replace = os.replace
+    calls: list[str] = []
+
+    def locked_twice(source: str, target: Path) -> None:
+        calls.append(source)
+        if len(calls) <= 2:
+            raise PermissionError(13, "The process cannot access the file")  # Windows sharing violation
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", locked_twice)
+    write_json_atomically(path, {"a": 1})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert len(calls) == 3
+
+
+def test_write_json_atomically_failure_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "folder" / "token.json"
+    path.parent.mkdir()
+    path.write_text('{"old": true}')
+
+    def always_locked(source: str, target: Path) -> None:
+        raise PermissionError(13, "The process cannot access the file")
+
+    monkeypatch.setattr(os, "replace", always_locked)
+    with pytest.raises(PermissionError):
+        write_json_atomically(path, {"new": True})
+    assert path.read_text() == '{"old": true}'
+    assert [p.name for p in path.parent.iterdir()] == ["token.json"]

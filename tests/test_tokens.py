@@ -410,15 +410,25 @@ def test_store_works_across_event_loops(token_path: Path, settings: Settings, cl
     write_token(token_path, expires_in_min=-5)
     store = TokenStore(settings, clock=clock)
     store.reload()
-    assert credentials(store, fake).access_token == "aoa-new-1"
+    fake.delay = 0.01
+
+    def crowd() -> set[str]:
+        # Waiters contend for the refresh lock, which binds an asyncio.Lock to the running loop.
+        async def five(http: httpx.AsyncClient) -> set[str]:
+            return {c.access_token for c in await asyncio.gather(*(store.credentials(http) for _ in range(5)))}
+
+        return with_client(fake, five)
+
+    assert crowd() == {"aoa-new-1"}
     clock.advance(hours=2)
-    assert credentials(store, fake).access_token == "aoa-new-2"  # a new loop, as after a server restart
-    result: list[Credentials] = []
+    assert crowd() == {"aoa-new-2"}  # a new loop in the same thread
     clock.advance(hours=2)
-    thread = threading.Thread(target=lambda: result.append(credentials(store, fake)))
+    result: list[set[str]] = []
+    thread = threading.Thread(target=lambda: result.append(crowd()))  # and one in a new thread, as after a restart
     thread.start()
     thread.join(timeout=10)
-    assert result[0].access_token == "aoa-new-3"
+    assert result == [{"aoa-new-3"}]
+    assert len(fake.refreshes()) == 3
 
 
 def write_idc(token_path: Path, registration_expires: str) -> None:
@@ -539,3 +549,21 @@ def test_store_never_reveals_tokens(
     text = "\n".join(shown)
     for secret in ("aoa-old", "aor-old", "aor-other", "aoa-new-1", "aor-new-1"):
         assert secret not in text
+
+
+def test_store_failure_of_replaced_login_is_not_kept(
+    token_path: Path, settings: Settings, clock: Clock, fake: FakeLogin
+) -> None:
+    write_token(token_path, expires_in_min=-5)
+    store = TokenStore(settings, clock=clock)
+    store.reload()
+
+    def kiro_logs_in_again() -> None:
+        # Kiro writes a new login and the watcher reloads it while our refresh is being refused.
+        write_token(token_path, expires_in_min=60, accessToken="aoa-kiro", refreshToken="aor-kiro")
+        store.reload()
+
+    fake.during_refresh = kiro_logs_in_again
+    fake.failures.append(httpx.Response(400, json={"error": "invalid_grant"}))
+    assert credentials(store, fake).access_token == "aoa-kiro"
+    assert store.status().health is TokenHealth.VALID

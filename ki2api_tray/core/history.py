@@ -57,7 +57,8 @@ def _user_turn(message: Message) -> UserTurn:
     results: list[ToolResultPart] = []
     for part in message.parts:
         if isinstance(part, TextPart):
-            texts.append(part.text)
+            if part.text:
+                texts.append(part.text)
         elif isinstance(part, ImagePart):
             images.append(part)
         elif isinstance(part, ToolResultPart):
@@ -75,7 +76,8 @@ def _assistant_turn(message: Message) -> AssistantTurn:
     calls: list[ToolCallPart] = []
     for part in message.parts:
         if isinstance(part, TextPart):
-            texts.append(part.text)
+            if part.text:  # an empty turn merged into a neighbour must not leave a stray newline
+                texts.append(part.text)
         elif isinstance(part, ThinkingPart):
             thinking.append(part.text)
         elif isinstance(part, ToolCallPart):

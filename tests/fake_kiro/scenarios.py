@@ -3,7 +3,8 @@
 Each helper returns `list[Event]`; concatenate them into a `StreamReply`. Without a scripted reply the
 fake answers `reply_for(body)`: an echo of the current user message, shaped by any markers in it.
 
-Markers (anywhere in the current user message; removed before echoing; several may be combined):
+Markers (anywhere in the current user message; removed before echoing; several may be combined; a JSON
+argument must not contain "]]"):
   [[fake:tool:NAME:JSON]]      a short text, then a tool call NAME with arguments JSON (repeatable)
   [[fake:bracket:NAME:JSON]]   the call written as "[Called NAME with args: JSON]" inside the text (§6.3)
   [[fake:truncated_tool:NAME]] a tool call whose JSON is cut off and never stopped
@@ -179,7 +180,7 @@ def reply_for(body: dict[str, Any]) -> Reply:
     tail: list[Event] = usage()
     for kind, arg in markers:
         if kind == "error":
-            status = int(arg)
+            status = int(arg) if arg.isdigit() else 500
             return ErrorReply(status, ERROR_BODIES.get(status, INTERNAL))
         if kind == "tool":
             name, args = _split_name_args(arg)

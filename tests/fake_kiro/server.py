@@ -31,6 +31,7 @@ from .replies import ErrorReply, Reply, StreamReply
 from .validation import IMPROPER, Limits, Rejected, check_bearer, check_profile_arn, parse_body, validate_chat
 
 CHAT_PATH = "/generateAssistantResponse"
+REFRESH_PATHS = frozenset({"/refreshToken", "/token", "/oauth2/token"})
 EVENT_STREAM = "application/vnd.amazon.eventstream"
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 INVALID_GRANT = {"error": "invalid_grant", "error_description": "Invalid refresh token provided"}
@@ -83,6 +84,8 @@ class FakeKiro:
         self.requests: list[RecordedRequest] = []
         self.rejections: list[Rejection] = []
         self.tcp_nodelay: list[bool] = []
+        # Chat streams that stopped before their last write because the client went away.
+        self.aborted_streams = 0
         self._lock = threading.Lock()
         self._replies: deque[Reply] = deque()
         self._failures: dict[str, deque[ErrorReply]] = {}
@@ -117,8 +120,10 @@ class FakeKiro:
         with self._lock:
             self.requests.clear()
             self.rejections.clear()
+            self.tcp_nodelay.clear()
             self._replies.clear()
             self._failures.clear()
+            self.aborted_streams = 0
         self.accounts.clear()
         self.limits = Limits()
 
@@ -128,7 +133,12 @@ class FakeKiro:
 
     @property
     def refresh_count(self) -> int:
-        return self.accounts.refresh_count
+        """Refresh calls received (social, OIDC, external IdP), whatever their outcome: single flight means 1.
+
+        `accounts.refresh_count` counts only the successful ones.
+        """
+        with self._lock:
+            return sum(r.path in REFRESH_PATHS for r in self.requests)
 
     def note_connection(self, nodelay: bool) -> None:
         with self._lock:
@@ -182,11 +192,19 @@ class FakeKiro:
         return StreamingResponse(self._stream(reply), media_type=EVENT_STREAM, headers=headers)
 
     async def _stream(self, reply: StreamReply) -> AsyncIterator[bytes]:
-        for step in reply.plan():
-            if isinstance(step, bytes):
-                yield step
-            else:
-                await asyncio.sleep(step)
+        finished = False
+        try:
+            for step in reply.plan():
+                if isinstance(step, bytes):
+                    yield step
+                else:
+                    await asyncio.sleep(step)
+            finished = True
+        finally:
+            # Starlette cancels this generator when the client disconnects; count it so a test can see it.
+            if not finished:
+                with self._lock:
+                    self.aborted_streams += 1
         if reply.disconnect_after_frames is not None:
             raise StreamAborted("scripted disconnect")
 

@@ -1,0 +1,73 @@
+"""Token health as the tray shows it: one table of logins and moments."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from ki2api_tray.state import TokenHealth
+from ki2api_tray.token_file import TokenRecord
+from ki2api_tray.token_health import span, token_status
+
+NOW = datetime(2026, 1, 10, 12, 0, tzinfo=timezone.utc)
+FILE = Path("/home/me/.aws/sso/cache/kiro-auth-token.json")
+MARGIN = timedelta(minutes=5)
+REFUSED = "Kiro token expired and could not be refreshed (invalid_grant): log in to Kiro again"
+
+
+def login(
+    minutes_left: float | None, access: str = "aoa", refresh: str = "aor", source: Path | None = FILE
+) -> TokenRecord:
+    expires = None if minutes_left is None else NOW + timedelta(minutes=minutes_left)
+    return TokenRecord(access, refresh, expires, "social" if source else "environment", source=source)
+
+
+@pytest.mark.parametrize(
+    ("record", "unreadable", "failure", "health", "detail"),
+    [
+        (None, False, None, TokenHealth.MISSING, f"No Kiro login found at {FILE}: open Kiro and sign in"),
+        (None, True, None, TokenHealth.UNREADABLE, f"{FILE} is not a readable Kiro token: open Kiro and sign in again"),
+        (login(47.5), False, None, TokenHealth.VALID, "expires in 47 min"),
+        (login(47.5), True, None, TokenHealth.VALID, "expires in 47 min"),  # a half-written file changes nothing
+        (login(4), False, None, TokenHealth.EXPIRING, "expires in 4 min; renewed on the next request"),
+        (login(-0.5), False, None, TokenHealth.EXPIRED, "expired less than a minute ago; renewed on the next request"),
+        (login(-90, refresh=""), False, None, TokenHealth.EXPIRED, "expired 90 min ago: log in to Kiro again"),
+        (login(None), False, None, TokenHealth.VALID, "expiry unknown"),
+        (login(None, access="", source=None), False, None, TokenHealth.EXPIRED,
+         "no access token yet; one is fetched on the next request"),
+        (login(-5), False, REFUSED, TokenHealth.REFRESH_FAILED, REFUSED),
+    ],
+)  # fmt: skip
+def test_token_status_table(
+    record: TokenRecord | None, unreadable: bool, failure: str | None, health: TokenHealth, detail: str
+) -> None:
+    status = token_status(record, token_file=FILE, now=NOW, margin=MARGIN, unreadable=unreadable, failure=failure)
+    assert (status.health, status.detail) == (health, detail)
+
+
+def test_token_status_names_source_and_kind() -> None:
+    from_file = token_status(login(60), token_file=FILE, now=NOW, margin=MARGIN)
+    seeded = token_status(login(60, source=None), token_file=FILE, now=NOW, margin=MARGIN)
+    assert (from_file.source, from_file.auth_kind, from_file.expires_at) == (
+        str(FILE),
+        "social",
+        NOW + timedelta(hours=1),
+    )
+    assert (seeded.source, seeded.auth_kind) == ("environment", "environment")
+
+
+@pytest.mark.parametrize(
+    ("delta", "text"),
+    [
+        (timedelta(seconds=59), "less than a minute"),
+        (timedelta(minutes=1), "1 min"),
+        (timedelta(minutes=119, seconds=59), "119 min"),
+        (timedelta(hours=2, minutes=5), "2 h 5 min"),
+        (timedelta(hours=47, minutes=59), "47 h 59 min"),
+        (timedelta(days=3, hours=1), "3 days"),
+    ],
+)
+def test_span_reads_like_a_person(delta: timedelta, text: str) -> None:
+    assert span(delta) == text

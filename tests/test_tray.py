@@ -1,0 +1,690 @@
+"""The tray menu, icon and notifications, with pystray's dummy backend and a recording Icon subclass."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pystray
+import pytest
+from pystray import _base as pystray_base
+
+from ki2api_tray import tray as tray_module
+from ki2api_tray.config import DEFAULT_API_KEY, Settings
+from ki2api_tray.desktop import DesktopError
+from ki2api_tray.icons import status_icon
+from ki2api_tray.menu import Level, level_of, port_in_use_message
+from ki2api_tray.state import AppState, Phase, Quota, Status, TokenHealth, TokenStatus
+from ki2api_tray.tray import TrayUI, can_show_tray, ui_call
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
+SEP = "- - - -"
+ADDRESS = "127.0.0.1:8989"
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
+class RecordingIcon(pystray_base.Icon):  # type: ignore[misc]
+    """A pystray backend that records what a real one would draw (tray-and-packaging.md §1.9)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.menus: list[list[str]] = []
+        self.titles: list[str] = []
+        self.images: list[Any] = []
+        self.notifications: list[tuple[str | None, str]] = []
+        self.events: list[str] = []
+        self._stop_event = threading.Event()
+
+    def _show(self) -> None:
+        self.events.append("show")
+
+    def _hide(self) -> None:
+        self.events.append("hide")
+
+    def _update_icon(self) -> None:
+        self.images.append(self.icon)
+        self._icon_valid = True
+
+    def _update_title(self) -> None:
+        self.titles.append(self.title)
+
+    def _update_menu(self) -> None:
+        self.menus.append([item.text for item in self.menu])
+
+    def _notify(self, message: str, title: str | None = None) -> None:
+        self.notifications.append((title, message))
+
+    def _remove_notification(self) -> None:
+        pass
+
+    def _run(self) -> None:
+        self._mark_ready()
+        self._stop_event.wait()
+
+    def _run_detached(self) -> None:
+        self._mark_ready()
+
+    def _stop(self) -> None:
+        self.events.append("stop")
+        self._stop_event.set()
+
+
+class FakeService:
+    def __init__(self, state: AppState, start_result: Status | None = None) -> None:
+        self.state = state
+        self.calls: list[str] = []
+        self.start_result = start_result or Status(
+            phase=Phase.RUNNING, address=ADDRESS, token=TokenStatus(TokenHealth.VALID, NOW + timedelta(minutes=47))
+        )
+
+    def start(self) -> bool:
+        self.calls.append("start")
+        self.state.update(phase=Phase.STARTING)
+        result = self.start_result
+        self.state.apply(lambda s: replace(s, phase=result.phase, address=result.address, last_error=result.last_error))
+        self.state.update(token=result.token)
+        return result.phase is Phase.RUNNING
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.calls.append("stop")
+        self.state.update(phase=Phase.STOPPED, address="")
+
+    def close(self) -> None:
+        self.calls.append("close")
+        self.state.update(phase=Phase.STOPPED, address="")
+
+
+class FakeDesktop:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.copied: list[str] = []
+        self.opened: list[str] = []
+
+    def copy(self, text: str) -> None:
+        if self.fail:
+            raise DesktopError("no clipboard tool found")
+        self.copied.append(text)
+
+    def open(self, target: str | Path) -> None:
+        if self.fail:
+            raise DesktopError("xdg-open is missing")
+        self.opened.append(str(target))
+
+
+class FakeAutostart:
+    def __init__(self, enabled: bool = False, fail: bool = False) -> None:
+        self.enabled = enabled
+        self.fail = fail
+
+    def is_enabled(self) -> bool:
+        return self.enabled
+
+    def enable(self) -> None:
+        if self.fail:
+            raise PermissionError("registry is locked")
+        self.enabled = True
+
+    def disable(self) -> None:
+        self.enabled = False
+
+
+def running(**changes: Any) -> Status:
+    base = Status(
+        phase=Phase.RUNNING,
+        address=ADDRESS,
+        token=TokenStatus(TokenHealth.VALID, NOW + timedelta(minutes=47), auth_kind="social"),
+        requests_today=12,
+        errors_today=1,
+        quota=Quota("KIRO FREE", used=12.5, limit=50, resets_at=datetime(2026, 12, 1, 12, tzinfo=timezone.utc)),
+    )
+    return replace(base, **changes)
+
+
+def make_tray(
+    status: Status | None = None,
+    *,
+    language: str = "en",
+    desktop: FakeDesktop | None = None,
+    autostart: FakeAutostart | None = None,
+    service: FakeService | None = None,
+    refresh_interval: float = 0.05,
+) -> tuple[TrayUI, AppState, RecordingIcon]:
+    state = AppState(status or running())
+    tray = TrayUI(
+        service or FakeService(state),
+        state,
+        Settings(),
+        icon_cls=RecordingIcon,
+        desktop=desktop or FakeDesktop(),
+        autostart=autostart or FakeAutostart(),
+        language=language,
+        refresh_interval=refresh_interval,
+        clock=lambda: NOW,
+    )
+    if service is not None:
+        service.state = state
+    assert isinstance(tray.icon, RecordingIcon)
+    return tray, state, tray.icon
+
+
+def texts(tray: TrayUI) -> list[str]:
+    return [item.text for item in tray.icon.menu]
+
+
+def item_named(tray: TrayUI, prefix: str) -> Any:
+    return next(item for item in tray.icon.menu if item.text.startswith(prefix))
+
+
+# --- menu text for every state ---------------------------------------------------------------------------
+
+
+def test_tray_menu_running_healthy_full_layout() -> None:
+    tray, _, _ = make_tray()
+    assert texts(tray) == [
+        "● ki2api — running on 127.0.0.1:8989",
+        "Token: valid, expires in 47 min",
+        "Requests today: 12 · errors: 1",
+        "Quota: 37.5 of 50 left · resets 1 Dec",
+        SEP,
+        "Stop server",
+        "Copy base URL (http://127.0.0.1:8989/v1)",
+        "Copy API key",
+        "Open status page",
+        SEP,
+        "Open logs folder",
+        "Open config",
+        "Start at login",
+        SEP,
+        "Quit ki2api",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "language", "expected_head"),
+    [
+        (
+            running(token=TokenStatus(TokenHealth.EXPIRING, NOW + timedelta(minutes=3))),
+            "en",
+            ["● ki2api — running on 127.0.0.1:8989", "Token: expires in 3 min"],
+        ),
+        (
+            running(token=TokenStatus(TokenHealth.VALID, NOW + timedelta(hours=3, minutes=12))),
+            "en",
+            ["● ki2api — running on 127.0.0.1:8989", "Token: valid, expires in 3 h 12 min"],
+        ),
+        (running(token=TokenStatus(TokenHealth.VALID)), "en", ["● ki2api — running on 127.0.0.1:8989", "Token: valid"]),
+        (
+            running(token=TokenStatus(TokenHealth.EXPIRED, NOW - timedelta(minutes=5))),
+            "en",
+            ["● ki2api — running on 127.0.0.1:8989", "Token: expired — log in to Kiro"],
+        ),
+        (
+            running(token=TokenStatus(TokenHealth.MISSING)),
+            "en",
+            ["● ki2api — running on 127.0.0.1:8989", "Token: file not found"],
+        ),
+        (
+            running(token=TokenStatus(TokenHealth.UNREADABLE)),
+            "en",
+            ["● ki2api — running on 127.0.0.1:8989", "Token: file unreadable"],
+        ),
+        (
+            running(token=TokenStatus(TokenHealth.REFRESH_FAILED)),
+            "en",
+            ["● ki2api — running on 127.0.0.1:8989", "Token: refresh failed — log in to Kiro"],
+        ),
+        (
+            running(phase=Phase.STOPPED, address=""),
+            "en",
+            ["○ ki2api — stopped", "Token: valid, expires in 47 min"],
+        ),
+        (
+            running(phase=Phase.ERROR, address="", last_error=port_in_use_message(8989)),
+            "en",
+            ["● ki2api — port 8989 in use", "Token: valid, expires in 47 min"],
+        ),
+        (
+            running(phase=Phase.ERROR, address="", last_error="The server stopped unexpectedly: boom"),
+            "en",
+            ["● ki2api — error: The server stopped unexpectedly: boom", "Token: valid, expires in 47 min"],
+        ),
+        (running(phase=Phase.STARTING, address=""), "en", ["● ki2api — starting…", "Token: valid, expires in 47 min"]),
+        (
+            running(),
+            "zh",
+            ["● ki2api — 运行中：127.0.0.1:8989", "令牌：有效，47 分钟后过期", "今日请求：12 · 错误：1"],
+        ),
+        (running(phase=Phase.STOPPED, address=""), "zh", ["○ ki2api — 已停止"]),
+        (
+            running(phase=Phase.ERROR, address="", last_error=port_in_use_message(8989)),
+            "zh",
+            ["● ki2api — 端口 8989 已被占用"],
+        ),
+        (running(token=TokenStatus(TokenHealth.EXPIRED)), "zh", ["● ki2api — 运行中：127.0.0.1:8989", "令牌：已过期 — 请登录 Kiro"]),
+        (running(token=TokenStatus(TokenHealth.MISSING)), "zh", ["● ki2api — 运行中：127.0.0.1:8989", "令牌：未找到文件"]),
+    ],
+)
+def test_tray_menu_status_and_token_lines(status: Status, language: str, expected_head: list[str]) -> None:
+    tray, _, _ = make_tray(status, language=language)
+    assert texts(tray)[: len(expected_head)] == expected_head
+
+
+@pytest.mark.parametrize(
+    ("status", "language", "requests", "quota"),
+    [
+        (running(), "en", "Requests today: 12 · errors: 1", "Quota: 37.5 of 50 left · resets 1 Dec"),
+        (running(errors_today=0, requests_today=1284, quota=None), "en", "Requests today: 1,284", "Quota: unknown"),
+        (
+            running(quota=Quota(used=48, limit=50)),
+            "en",
+            "Requests today: 12 · errors: 1",
+            "Quota: 2 of 50 left",
+        ),
+        (running(), "zh", "今日请求：12 · 错误：1", "额度：剩余 37.5 / 50 · 12月1日重置"),
+        (running(quota=None), "zh", "今日请求：12 · 错误：1", "额度：未知"),
+    ],
+)
+def test_tray_menu_requests_and_quota_lines(status: Status, language: str, requests: str, quota: str) -> None:
+    tray, _, _ = make_tray(status, language=language)
+    assert texts(tray)[2:4] == [requests, quota]
+
+
+@pytest.mark.parametrize(
+    ("status", "toggle"),
+    [
+        (running(), "Stop server"),
+        (running(phase=Phase.STARTING, address=""), "Stop server"),
+        (running(phase=Phase.STOPPED, address=""), "Start server"),
+        (running(phase=Phase.ERROR, address="", last_error=port_in_use_message(8989)), "Start server"),
+    ],
+)
+def test_tray_menu_toggle_label_follows_phase_and_is_default(status: Status, toggle: str) -> None:
+    tray, _, _ = make_tray(status)
+    item = item_named(tray, toggle)
+    assert item.default
+
+
+def test_tray_menu_zh_actions_are_translated() -> None:
+    tray, _, _ = make_tray(language="zh")
+    assert texts(tray)[5:] == [
+        "停止服务",
+        "复制接口地址（http://127.0.0.1:8989/v1）",
+        "复制 API 密钥",
+        "打开状态页",
+        SEP,
+        "打开日志文件夹",
+        "打开配置文件",
+        "登录时启动",
+        SEP,
+        "退出 ki2api",
+    ]
+
+
+def test_tray_menu_info_lines_are_disabled_and_actions_enabled() -> None:
+    tray, _, _ = make_tray()
+    items = [item for item in tray.icon.menu if item is not pystray.Menu.SEPARATOR]
+    assert [item.enabled for item in items[:4]] == [False] * 4
+    assert all(item.enabled for item in items[4:])
+
+
+def test_tray_menu_status_page_disabled_while_stopped() -> None:
+    tray, state, _ = make_tray(running(phase=Phase.STOPPED, address=""))
+    assert not item_named(tray, "Open status page").enabled
+    state.update(phase=Phase.RUNNING, address=ADDRESS)
+    assert item_named(tray, "Open status page").enabled
+
+
+def test_tray_menu_menu_text_reads_the_latest_state() -> None:
+    tray, state, _ = make_tray()
+    state.update(requests_today=13, errors_today=0)
+    assert texts(tray)[2] == "Requests today: 13"
+
+
+def test_tray_menu_autostart_checkbox_reads_the_real_state_each_time() -> None:
+    autostart = FakeAutostart(enabled=False)
+    tray, _, _ = make_tray(autostart=autostart)
+    assert item_named(tray, "Start at login").checked is False
+    autostart.enabled = True  # changed outside the app (e.g. Task Manager)
+    assert item_named(tray, "Start at login").checked is True
+
+
+@pytest.mark.parametrize(
+    ("status", "level"),
+    [
+        (running(), Level.OK),
+        (running(token=TokenStatus(TokenHealth.EXPIRING, NOW + timedelta(minutes=3))), Level.WARN),
+        (running(quota=Quota(used=48, limit=50)), Level.WARN),
+        (running(token=TokenStatus(TokenHealth.EXPIRED)), Level.BAD),
+        (running(token=TokenStatus(TokenHealth.REFRESH_FAILED)), Level.BAD),
+        (running(token=TokenStatus(TokenHealth.MISSING)), Level.BAD),
+        (running(phase=Phase.ERROR, last_error="x"), Level.BAD),
+        (running(phase=Phase.STOPPED), Level.OFF),
+    ],
+)
+def test_tray_icon_level_per_state(status: Status, level: Level) -> None:
+    assert level_of(status) is level
+    tray, _, icon = make_tray(status)
+    assert icon.icon is status_icon(level)
+
+
+def test_tray_icons_differ_per_level_and_are_64px_rgba() -> None:
+    images = [status_icon(level) for level in Level]
+    assert all(image.size == (64, 64) and image.mode == "RGBA" for image in images)
+    assert len({image.tobytes() for image in images}) == len(Level)
+
+
+def test_tray_tooltip_fits_windows_limit() -> None:
+    tray, _, icon = make_tray(running(phase=Phase.ERROR, last_error="x" * 500))
+    assert len(icon.title) <= 120
+    assert icon.title.startswith("ki2api — error:")
+
+
+# --- actions ----------------------------------------------------------------------------------------------
+
+
+def test_tray_action_copy_base_url() -> None:
+    desktop = FakeDesktop()
+    tray, _, icon = make_tray(desktop=desktop)
+    item_named(tray, "Copy base URL")(icon)
+    assert desktop.copied == ["http://127.0.0.1:8989/v1"]
+
+
+def test_tray_action_copy_api_key() -> None:
+    desktop = FakeDesktop()
+    tray, _, icon = make_tray(desktop=desktop)
+    item_named(tray, "Copy API key")(icon)
+    assert desktop.copied == [DEFAULT_API_KEY]
+
+
+def test_tray_action_copy_failure_notifies_without_the_key() -> None:
+    tray, _, icon = make_tray(desktop=FakeDesktop(fail=True))
+    icon._visible = True  # notifications only reach a shown icon on real backends
+    item_named(tray, "Copy API key")(icon)
+    assert icon.notifications == [("ki2api", "Could not copy to the clipboard: no clipboard tool found")]
+    assert DEFAULT_API_KEY not in repr(icon.notifications)
+
+
+def test_tray_action_open_status_page() -> None:
+    desktop = FakeDesktop()
+    tray, _, icon = make_tray(desktop=desktop)
+    item_named(tray, "Open status page")(icon)
+    assert desktop.opened == ["http://127.0.0.1:8989/"]
+
+
+def test_tray_action_open_logs_folder_creates_it() -> None:
+    desktop = FakeDesktop()
+    tray, _, icon = make_tray(desktop=desktop)
+    item_named(tray, "Open logs folder")(icon)
+    log_dir = tray.settings.app_paths.log_dir
+    assert desktop.opened == [str(log_dir)]
+    assert log_dir.is_dir()
+
+
+def test_tray_action_open_config_writes_a_starter_file_first() -> None:
+    desktop = FakeDesktop()
+    tray, _, icon = make_tray(desktop=desktop)
+    item_named(tray, "Open config")(icon)
+    config_file = tray.settings.app_paths.config_file
+    assert desktop.opened == [str(config_file)]
+    assert json.loads(config_file.read_text(encoding="utf-8"))["port"] == 8989
+
+
+def test_tray_action_open_failure_notifies() -> None:
+    tray, _, icon = make_tray(desktop=FakeDesktop(fail=True))
+    item_named(tray, "Open logs folder")(icon)
+    assert len(icon.notifications) == 1
+    assert "xdg-open is missing" in icon.notifications[0][1]
+
+
+def test_tray_action_autostart_toggles() -> None:
+    autostart = FakeAutostart()
+    tray, _, icon = make_tray(autostart=autostart)
+    item_named(tray, "Start at login")(icon)
+    assert autostart.enabled
+    item_named(tray, "Start at login")(icon)
+    assert not autostart.enabled
+
+
+def test_tray_action_autostart_failure_notifies() -> None:
+    tray, _, icon = make_tray(autostart=FakeAutostart(fail=True))
+    item_named(tray, "Start at login")(icon)
+    assert icon.notifications == [("ki2api", "Could not change “Start at login”: registry is locked")]
+
+
+def test_tray_action_stop_server_when_running() -> None:
+    state_holder = AppState()
+    service = FakeService(state_holder)
+    tray, state, icon = make_tray(service=service)
+    item_named(tray, "Stop server")(icon)
+    wait_for(lambda: service.calls == ["stop"])
+    assert state.snapshot().phase is Phase.STOPPED
+
+
+def test_tray_action_start_server_when_stopped() -> None:
+    service = FakeService(AppState())
+    tray, state, icon = make_tray(running(phase=Phase.STOPPED, address=""), service=service)
+    item_named(tray, "Start server")(icon)
+    wait_for(lambda: service.calls == ["start"])
+    assert state.snapshot().phase is Phase.RUNNING
+
+
+def test_tray_action_default_item_is_what_a_left_click_does() -> None:
+    service = FakeService(AppState())
+    tray, _, icon = make_tray(running(phase=Phase.STOPPED, address=""), service=service)
+    icon.menu(icon)  # what pystray runs on a left click (win32/gtk)
+    wait_for(lambda: service.calls == ["start"])
+
+
+def test_tray_action_quit_stops_service_hides_and_stops_icon() -> None:
+    service = FakeService(AppState())
+    tray, _, icon = make_tray(service=service)
+    icon._visible = True
+    icon._running = True
+    icon._setup_thread = threading.current_thread()
+    item_named(tray, "Quit")(icon)
+    assert service.calls == ["close"]
+    assert icon.events == ["hide", "stop"]
+
+
+# --- lifecycle with the recording backend ------------------------------------------------------------------
+
+
+@pytest.fixture
+def running_tray() -> Iterator[Callable[..., tuple[TrayUI, AppState, RecordingIcon, FakeService]]]:
+    started: list[tuple[TrayUI, threading.Thread]] = []
+
+    def launch(
+        initial: Status | None = None, start_result: Status | None = None
+    ) -> tuple[TrayUI, AppState, RecordingIcon, FakeService]:
+        service = FakeService(AppState(), start_result)
+        tray, state, icon = make_tray(initial or Status(), service=service)
+        thread = threading.Thread(target=tray.run, daemon=True)
+        thread.start()
+        started.append((tray, thread))
+        return tray, state, icon, service
+
+    yield launch
+    for tray, thread in started:
+        tray.quit()
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "tray.run() did not return after quit"
+
+
+def test_tray_run_setup_shows_icon_and_starts_service(running_tray: Any) -> None:
+    tray, state, icon, service = running_tray()
+    wait_for(lambda: icon.menus and icon.menus[-1][0] == "● ki2api — running on 127.0.0.1:8989")
+    assert "show" in icon.events
+    assert service.calls == ["start"]
+    wait_for(lambda: icon.images and icon.images[-1] is status_icon(Level.OK))
+    assert icon.titles[-1] == "ki2api — running on 127.0.0.1:8989\nToken: valid, expires in 47 min"
+
+
+def test_tray_run_menu_follows_state_changes(running_tray: Any) -> None:
+    tray, state, icon, _ = running_tray()
+    wait_for(lambda: icon.menus and icon.menus[-1][0].startswith("● ki2api — running"))
+    state.update(requests_today=5, errors_today=0)
+    wait_for(lambda: icon.menus[-1][2] == "Requests today: 5")
+
+
+def test_tray_run_refreshes_are_debounced(running_tray: Any) -> None:
+    tray, state, icon, _ = running_tray()
+    tray.refresh_interval = 0.5
+    wait_for(lambda: icon.menus and icon.menus[-1][0].startswith("● ki2api — running"))
+    time.sleep(0.6)  # let the refresh window from start-up pass, so the burst below starts a fresh one
+    before = len(icon.menus)
+    for n in range(1, 31):
+        state.update(requests_today=n)
+    wait_for(lambda: icon.menus[-1][2] == "Requests today: 30")
+    assert len(icon.menus) - before <= 3
+
+
+def test_tray_run_first_run_without_token_explains_where_it_looked(running_tray: Any) -> None:
+    missing = Status(phase=Phase.RUNNING, address=ADDRESS, token=TokenStatus(TokenHealth.MISSING))
+    tray, _, icon, _ = running_tray(start_result=missing)
+    wait_for(lambda: icon.notifications)
+    title, message = icon.notifications[0]
+    assert title == "Kiro login not found"
+    assert "kiro-auth-token.json" in message and "Open Kiro and sign in" in message
+
+
+def test_tray_run_port_in_use_notifies(running_tray: Any) -> None:
+    busy = Status(phase=Phase.ERROR, last_error=port_in_use_message(8989), token=TokenStatus(TokenHealth.VALID))
+    tray, _, icon, _ = running_tray(start_result=busy)
+    wait_for(lambda: icon.notifications)
+    assert icon.notifications == [
+        ("ki2api", "Port 8989 is already in use. Quit the other program or change the port in config.json.")
+    ]
+    wait_for(lambda: icon.menus and icon.menus[-1][0] == "● ki2api — port 8989 in use")
+    wait_for(lambda: icon.images and icon.images[-1] is status_icon(Level.BAD))
+
+
+def test_tray_run_unexpected_stop_notifies(running_tray: Any) -> None:
+    tray, state, icon, _ = running_tray()
+    wait_for(lambda: state.snapshot().phase is Phase.RUNNING)
+    state.update(phase=Phase.ERROR, address="", last_error="The server stopped unexpectedly: boom")
+    wait_for(lambda: icon.notifications)
+    assert "stopped unexpectedly" in icon.notifications[-1][1]
+
+
+@pytest.mark.parametrize(
+    ("health", "message"),
+    [
+        (TokenHealth.EXPIRED, "Your Kiro login has expired. Open Kiro and sign in again."),
+        (TokenHealth.REFRESH_FAILED, "Kiro refused to renew the login. Open Kiro and sign in again."),
+    ],
+)
+def test_tray_run_token_trouble_notifies_once(running_tray: Any, health: TokenHealth, message: str) -> None:
+    tray, state, icon, _ = running_tray()
+    wait_for(lambda: state.snapshot().phase is Phase.RUNNING)
+    state.update(token=TokenStatus(health))
+    state.update(requests_today=3)  # an unrelated change must not repeat the notification
+    wait_for(lambda: icon.menus and icon.menus[-1][2].startswith("Requests today: 3"))
+    assert [n for n in icon.notifications if n[1] == message] == [("ki2api", message)]
+
+
+def test_tray_run_ignores_gerror_from_the_gtk_backend_on_stop() -> None:
+    class GError(Exception):
+        pass
+
+    class GtkLikeIcon(RecordingIcon):
+        def _run(self) -> None:
+            super()._run()
+            raise GError("org.freedesktop.DBus.Error.ServiceUnknown")
+
+    state = AppState()
+    service = FakeService(state)
+    tray = TrayUI(service, state, Settings(), icon_cls=GtkLikeIcon, desktop=FakeDesktop(), autostart=FakeAutostart())
+    thread = threading.Thread(target=tray.run, daemon=True)
+    thread.start()
+    wait_for(lambda: service.calls == ["start"])
+    tray.quit()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def test_tray_run_other_errors_propagate() -> None:
+    class BrokenIcon(RecordingIcon):
+        def _run(self) -> None:
+            raise RuntimeError("no tray host")
+
+    state = AppState()
+    service = FakeService(state)
+    tray = TrayUI(service, state, Settings(), icon_cls=BrokenIcon, desktop=FakeDesktop(), autostart=FakeAutostart())
+    with pytest.raises(RuntimeError, match="no tray host"):
+        tray.run()
+    assert service.calls[-1] == "close"  # the server does not outlive a failed tray
+
+
+def test_tray_show_already_running_notifies() -> None:
+    tray, _, icon = make_tray()
+    tray.show_already_running()
+    assert icon.notifications == [("ki2api", "ki2api is already running — find it in the tray.")]
+
+
+# --- platform plumbing --------------------------------------------------------------------------------------
+
+
+def test_ui_call_on_macos_hops_to_the_main_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    scheduled: list[tuple[Any, tuple[Any, ...]]] = []
+    helper = types.SimpleNamespace(callAfter=lambda fn, *args: scheduled.append((fn, args)))
+    package = types.ModuleType("PyObjCTools")
+    package.AppHelper = helper  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "PyObjCTools", package)
+    monkeypatch.setitem(sys.modules, "PyObjCTools.AppHelper", helper)  # type: ignore[arg-type]
+    monkeypatch.setattr(tray_module.sys, "platform", "darwin")
+    called: list[int] = []
+    ui_call(called.append, 1)
+    assert called == []
+    assert scheduled == [(called.append, (1,))]
+
+
+def test_ui_call_elsewhere_runs_directly() -> None:
+    called: list[int] = []
+    ui_call(called.append, 1)
+    assert called == [1]
+
+
+@pytest.mark.parametrize(
+    ("environ", "platform", "ok", "reason_part"),
+    [
+        ({}, "linux", False, "DISPLAY"),
+        ({"DISPLAY": ":0", "PYSTRAY_BACKEND": "dummy"}, "linux", False, "dummy"),
+        ({"DISPLAY": ":0"}, "linux", True, ""),
+        ({"WAYLAND_DISPLAY": "wayland-0"}, "linux", True, ""),
+        ({}, "win32", True, ""),
+        ({}, "darwin", True, ""),
+    ],
+)
+def test_can_show_tray_per_environment(environ: dict[str, str], platform: str, ok: bool, reason_part: str) -> None:
+    result, reason = can_show_tray(environ, platform)
+    assert result is ok
+    assert reason_part in reason
+    assert "\n" not in reason
+
+
+def test_can_show_tray_when_pystray_import_fails_with_any_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Refuse:
+        def find_spec(self, name: str, *args: Any) -> None:
+            if name == "pystray":
+                raise RuntimeError("Can't connect to display")  # what Xlib does, instead of ImportError
+
+    monkeypatch.delitem(sys.modules, "pystray")
+    monkeypatch.setattr(sys, "meta_path", [Refuse(), *sys.meta_path])
+    result, reason = can_show_tray({"DISPLAY": ":0"}, "linux")
+    assert result is False
+    assert "Can't connect to display" in reason
