@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 TOKEN_CHECK_SECONDS = 60.0
 QUOTA_EVERY_SECONDS = 15 * 60.0
 FIRST_QUOTA_DELAY = 2.0
-USABLE = (TokenHealth.VALID, TokenHealth.EXPIRING, TokenHealth.EXPIRED)
+# REFRESH_FAILED too: after a network failure the store retries (it never re-sends a refused token).
+USABLE = (TokenHealth.VALID, TokenHealth.EXPIRING, TokenHealth.EXPIRED, TokenHealth.REFRESH_FAILED)
 
 
 async def keep_fresh(tokens: TokenStore, client: KiroClient, http: httpx.AsyncClient, reporter: Reporter) -> None:

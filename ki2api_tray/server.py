@@ -43,7 +43,7 @@ from .core.openai_format import (
 from .core.sse import format_sse
 from .keeper import keep_fresh
 from .relay import Relay, Turn
-from .state import Reporter, Status
+from .state import Phase, Reporter, Status
 from .status_page import render_status_page
 from .tokens import TokenStore
 from .upstream import KiroClient
@@ -149,7 +149,10 @@ def create_app(
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {**status().as_public_dict(), "version": __version__}
+        body = status().as_public_dict()
+        if body["status"] == Phase.STARTING.value:  # answering at all means uvicorn is up; the phase catches up
+            body["status"] = Phase.RUNNING.value
+        return {**body, "version": __version__}
 
     @app.get("/v1/models")
     async def list_models(request: Request) -> dict[str, Any]:
@@ -157,7 +160,12 @@ def create_app(
         ids = public_model_ids(await request.app.state.client.models())
         if "anthropic-version" in request.headers:
             data = [{"type": "model", "id": i, "display_name": i, "created_at": "2025-05-14T00:00:00Z"} for i in ids]
-            return {"data": data, "has_more": False, "first_id": ids[0] if ids else None, "last_id": ids[-1] if ids else None}
+            return {
+                "data": data,
+                "has_more": False,
+                "first_id": ids[0] if ids else None,
+                "last_id": ids[-1] if ids else None,
+            }
         return openai_model_list(ids, created=1_747_180_800)
 
     @app.post("/v1/chat/completions")
@@ -172,7 +180,9 @@ def create_app(
         first = await _first_batch(batches, reporter)
         if not chat.stream:
             events = await _collect(first, batches, reporter)
-            return JSONResponse(openai_completion(events, model=chat.model, completion_id=completion_id, created=created))
+            return JSONResponse(
+                openai_completion(events, model=chat.model, completion_id=completion_id, created=created)
+            )
         options = raw.get("stream_options") if isinstance(raw, dict) else None
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         encoder = OpenAIStreamEncoder(
@@ -339,4 +349,3 @@ async def _pump(batches: Batches, queue: asyncio.Queue[object]) -> None:
     except Exception:
         log.exception("unexpected failure while reading Kiro's stream")
         await queue.put(KiroUnavailable("ki2api failed while reading Kiro's answer; details are in its log file."))
-

@@ -8,13 +8,10 @@ module as a `core.errors` exception whose message a person can act on. Web types
 from __future__ import annotations
 
 import asyncio
-import getpass
-import hashlib
 import json
 import logging
 import platform
 import random
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -40,12 +37,11 @@ from .core.kiro_request import KiroRequest
 from .core.model import ModelInfo
 from .core.models import STATIC_MODELS, parse_model_list
 from .state import Quota
+from .token_refresh import KIRO_IDE_VERSION, machine_id
 from .tokens import Credentials, TokenStore
 
 log = logging.getLogger(__name__)
 
-# Kiro stops serving IDE versions older than 0.11.133 (kirodotdev/Kiro #11335), so claim a current one.
-KIRO_IDE_VERSION = "0.11.133"
 SDK_VERSION = "1.0.34"
 NODE_VERSION = "22.21.1"
 TARGET = "AmazonCodeWhispererStreamingService.GenerateAssistantResponse"
@@ -54,15 +50,6 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 BEARER_INVALID = "bearer token included in the request is invalid"
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-def _machine_id() -> str:
-    # Kiro sends SHA-256 of the OS machine id; any stable 64-hex value is accepted (kiro-protocol.md §3.2).
-    try:
-        user = getpass.getuser()
-    except Exception:  # getuser raises several types on odd systems; the id only has to be stable
-        user = "user"
-    return hashlib.sha256(f"{socket.gethostname()}-{user}-ki2api".encode()).hexdigest()
 
 
 def _os_tag() -> str:
@@ -83,7 +70,7 @@ class KiroClient:
         self._tokens = tokens
         self._http = http
         self._sleep = sleep
-        self._machine_id = _machine_id()
+        self._machine_id = machine_id()
         self._models: tuple[ModelInfo, ...] = ()
         self._models_at = 0.0
         self._models_lock = asyncio.Lock()
@@ -335,11 +322,15 @@ def error_for_status(status: int, raw: bytes) -> Ki2apiError:
             reason=reason,
         )
     if status == 429:
-        return RateLimited(f"Kiro is busy or rate-limiting requests; try again shortly. {said}", upstream_status=status, reason=reason)
+        return RateLimited(
+            f"Kiro is busy or rate-limiting requests; try again shortly. {said}", upstream_status=status, reason=reason
+        )
     if status in (401, 403):
         if status == 401 or BEARER_INVALID in message.lower():
             return KiroLoginRequired(f"Kiro rejected the token even after a refresh: log in to Kiro again. {said}")
-        error = UpstreamError(f"Kiro refused the request. {said}", upstream_status=status, reason=reason, code="kiro_forbidden")
+        error = UpstreamError(
+            f"Kiro refused the request. {said}", upstream_status=status, reason=reason, code="kiro_forbidden"
+        )
         error.status, error.kind = 403, "permission_error"
         return error
     if status == 400:
@@ -364,7 +355,8 @@ def _parse_error_body(raw: bytes) -> tuple[str, str | None]:
         return (text[:300] or "no details"), None
     if not isinstance(data, dict):
         return str(data)[:300], None
-    nested = data.get("error") if isinstance(data.get("error"), dict) else {}
+    error = data.get("error")
+    nested: dict[str, Any] = error if isinstance(error, dict) else {}
     message = data.get("message") or data.get("Message") or nested.get("message") or data.get("error_description")
     reason = data.get("reason") or nested.get("reason")
     if not message and isinstance(data.get("error"), str):

@@ -50,8 +50,6 @@ from tests.fake_kiro.client import (
 )
 from tests.fixtures_kiro import KIRO_URL_VARIABLES, KiroEnv
 
-pytest_plugins = ["tests.fixtures_kiro"]
-
 MULTIBYTE = "你好 🎉 é"
 
 

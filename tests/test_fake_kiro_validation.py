@@ -28,8 +28,6 @@ from tests.fake_kiro import (
 from tests.fake_kiro.client import chat_body, chat_headers, decoded_events, post_chat, user_message
 from tests.fake_kiro.validation import BAD_CONVERSATION_ID
 
-pytest_plugins = ["tests.fixtures_kiro"]
-
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAAC0lEQVR4nGNgAAIAAAUAAXpeqz8AAAAASUVORK5CYII="
 WEATHER_TOOL = {
     "toolSpecification": {

@@ -75,7 +75,9 @@ def test_chat_stream_forwards_first_token_before_kiro_finishes(proxy: Proxy) -> 
     proxy.kiro.fake.script(StreamReply(scenarios.text("first", " rest"), pause=(1, 20.0)))
     client = proxy.openai(timeout=httpx.Timeout(5.0))
 
-    with client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], stream=True) as stream:
+    with client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "x"}], stream=True
+    ) as stream:
         first_text = ""
         for chunk in stream:
             first_text += chunk.choices[0].delta.content or "" if chunk.choices else ""
@@ -341,7 +343,9 @@ def test_seed_readme_stream_curl(proxy: Proxy) -> None:
     lines = [line.removeprefix("data: ") for line in response.text.splitlines() if line.startswith("data: ")]
     assert lines[-1] == "[DONE]"
     text = "".join(
-        json.loads(line)["choices"][0]["delta"].get("content") or "" for line in lines[:-1] if json.loads(line)["choices"]
+        json.loads(line)["choices"][0]["delta"].get("content") or ""
+        for line in lines[:-1]
+        if json.loads(line)["choices"]
     )
     assert text == "Echo: 写一首关于春天的诗"
 

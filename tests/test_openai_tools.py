@@ -18,16 +18,26 @@ from tests.fixtures_proxy import Proxy
 MODEL = "claude-sonnet-4.5"
 WEATHER_ARGS = '{"city": "Paris", "unit": "celsius"}'
 # Spacing, escapes, a non-ASCII character and a trailing zero: any re-serialisation would change the bytes.
-AWKWARD_ARGS = '{"path": "src/caf\\u00e9.py", "content": "def f():\\n    return \\"d\\u00e9j\\u00e0 vu\\"\\n", "n": 1.50}'
+AWKWARD_ARGS = (
+    '{"path": "src/caf\\u00e9.py", "content": "def f():\\n    return \\"d\\u00e9j\\u00e0 vu\\"\\n", "n": 1.50}'
+)
 LONG_TOOL = "mcp__github_enterprise_server__create_or_update_pull_request_review_comment_thread"
 
 
 def function_tool(name: str, parameters: dict[str, Any] | None = None, description: str = "") -> dict[str, Any]:
     schema = parameters or {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-    return {"type": "function", "function": {"name": name, "description": description or f"Run {name}.", "parameters": schema}}
+    return {
+        "type": "function",
+        "function": {"name": name, "description": description or f"Run {name}.", "parameters": schema},
+    }
 
 
 WEATHER = function_tool("get_weather", description="Current weather for a city.")
+
+
+def call_json(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    """An assistant message's tool call, as a client sends it back in history."""
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
 def scripted_call(name: str, arguments: str, *, use_id: str | None = None, fragments: int = 5) -> StreamReply:
@@ -138,7 +148,8 @@ def test_tool_call_async_client_stream(proxy: Proxy) -> None:
         )
         call = {"id": "", "arguments": ""}
         async for chunk in stream:
-            for tc in chunk.choices[0].delta.tool_calls or [] if chunk.choices else []:
+            deltas = [tc for choice in chunk.choices for tc in choice.delta.tool_calls or []]
+            for tc in deltas:
                 call["id"] += tc.id or ""
                 call["arguments"] += (tc.function.arguments if tc.function else None) or ""
         await client.close()
@@ -226,8 +237,8 @@ def test_history_tool_round_trip_becomes_tool_uses_and_results(proxy: Proxy) -> 
             "role": "assistant",
             "content": "Checking both.",
             "tool_calls": [
-                {"id": "call_p", "type": "function", "function": {"name": "get_weather", "arguments": WEATHER_ARGS}},
-                {"id": "call_r", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'}},
+                call_json("call_p", "get_weather", WEATHER_ARGS),
+                call_json("call_r", "get_weather", '{"city":"Rome"}'),
             ],
         },
         {"role": "tool", "tool_call_id": "call_p", "content": "18 C, cloudy"},
@@ -296,9 +307,7 @@ def test_history_tool_not_declared_gets_stub_spec(proxy: Proxy, declared: list[d
         {
             "role": "assistant",
             "content": None,
-            "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "read_file", "arguments": '{"path":"README"}'}}
-            ],
+            "tool_calls": [call_json("call_1", "read_file", '{"path":"README"}')],
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "# ki2api"},
     ]
@@ -317,9 +326,7 @@ def test_tool_choice_none_sends_no_tools_and_history_as_text(proxy: Proxy) -> No
         {
             "role": "assistant",
             "content": None,
-            "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": WEATHER_ARGS}}
-            ],
+            "tool_calls": [call_json("call_1", "get_weather", WEATHER_ARGS)],
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
     ]

@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ki2api_tray.core.errors import ProtocolError
+from .errors import ProtocolError
 
 HeaderValue = bool | int | bytes | str
 

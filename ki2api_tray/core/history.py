@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from ki2api_tray.core.model import ImagePart, Message, TextPart, ThinkingPart, ToolCallPart, ToolResultPart
+from .model import ImagePart, Message, TextPart, ThinkingPart, ToolCallPart, ToolResultPart
 
 EMPTY_RESULT = "(empty result)"  # JW's text for a tool result with no content; Kiro rejects empty text
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ki2api_tray.core.errors import ContextLengthExceeded, InvalidRequest, UnsupportedImage
-from ki2api_tray.core.history import EMPTY_RESULT, AssistantTurn, Conversation, UserTurn, shape_conversation
-from ki2api_tray.core.model import ChatRequest, ImagePart, ModelInfo, Thinking, ToolCallPart, ToolResultPart
-from ki2api_tray.core.tool_specs import is_server_tool, kiro_tool_name, shortened_names, tool_specifications
+from .errors import ContextLengthExceeded, InvalidRequest, UnsupportedImage
+from .history import EMPTY_RESULT, AssistantTurn, Conversation, UserTurn, shape_conversation
+from .model import ChatRequest, ImagePart, ModelInfo, Thinking, ToolCallPart, ToolResultPart
+from .tool_specs import is_server_tool, kiro_tool_name, shortened_names, tool_specifications
 
 ORIGIN = "AI_EDITOR"
 # Kiro rejects empty content. JW moved from "." to "(empty placeholder)" (JW #171) because a bare dot

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ki2api_tray.core.errors import InvalidRequest
-from ki2api_tray.core.model import ModelInfo
+from .errors import InvalidRequest
+from .model import ModelInfo
 
 _STANDARD_WINDOW = 200_000
 # KRS dates sonnet-4.6 / opus-4.6 moving to 1M on 2026-03-24 and AIC lists the later opus models at 1M, so the

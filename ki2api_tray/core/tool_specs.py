@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ki2api_tray.core.model import ToolSpec
+from .model import ToolSpec
 
 MAX_NAME_CHARS = 64
 MAX_DESCRIPTION_CHARS = 10_000  # JW, K2A and KRS all use 10,000 (AIC 9,216); JW/SAM report 400s above it
