@@ -54,7 +54,7 @@ is_current() {
 }
 
 build() {
-  "$PY" -c 'import ki2api_tray' 2>/dev/null || fail "$PY cannot import ki2api_tray; install the project first (pip install -e .)"
+  "$PY" -c 'import ki2api_tray.app' 2>/dev/null || fail "$PY lacks the app's dependencies; install the project first (pip install -e .)"
   if ! "$PY" -c 'import PyInstaller' 2>/dev/null; then
     echo "frozen_selftest: installing PyInstaller into $PY"
     "$PY" -m pip install -q "pyinstaller>=6.5" || fail "could not install PyInstaller"
@@ -91,12 +91,11 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$SANDBOX/home"
 LOG="$SANDBOX/ki2api/logs/ki2api-tray.log"
-run_app() { HOME="$SANDBOX/home" KI2API_HOME="$SANDBOX/ki2api" "$BIN" "$@"; }
 
 # 1. The self-test, started like a windowed app: closed stdout and stderr turn into sys.stdout = None.
 started=$(now_ms)
 status=0
-run_app --selftest </dev/null >&- 2>&- || status=$?
+HOME="$SANDBOX/home" KI2API_HOME="$SANDBOX/ki2api" "$BIN" --selftest </dev/null >&- 2>&- || status=$?
 SELFTEST_MS=$(( $(now_ms) - started ))
 grep -h "ki2api_tray.selftest" "$LOG" 2>/dev/null | sed 's/^.*ki2api_tray.selftest: /  /' || true
 if [ "$status" != 0 ]; then
@@ -109,7 +108,8 @@ echo "frozen_selftest: --selftest passed with closed streams in $(seconds "$SELF
 # 2. Time to a healthy server, as a user sees it: launch `serve`, poll /health, stop with SIGTERM.
 PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 started=$(now_ms)
-run_app serve --port "$PORT" </dev/null >&- 2>&- &
+# A plain command (no function or subshell around it), so $! is the app itself and gets the SIGTERM.
+HOME="$SANDBOX/home" KI2API_HOME="$SANDBOX/ki2api" "$BIN" serve --port "$PORT" </dev/null >&- 2>&- &
 SERVER_PID=$!
 HEALTHY_AT=$("$PY" - "$PORT" <<'EOF'
 import sys, time, urllib.request

@@ -63,16 +63,17 @@ class Check:
 def run_selftest(settings: Settings) -> int:
     """Run every check, print one line each (stdout may be missing) and log them; 0 when all passed."""
     started = time.monotonic()
-    where = f"frozen build in {Path(sys.executable).parent}" if getattr(sys, "frozen", False) else "from source"
+    package = Path(__file__).resolve().parent
+    where = f"frozen build in {Path(sys.executable).parent}" if getattr(sys, "frozen", False) else f"from {package}"
     _report(Check("version", True, f"ki2api-tray {__version__}, Python {sys.version.split()[0]}, {where}"))
-    checks: tuple[Callable[[], Check], ...] = (
-        check_app_modules,
-        check_runtime_modules,
-        check_tray_backend,
-        check_assets,
-        lambda: check_server(settings),
+    checks: tuple[tuple[str, Callable[[], Check]], ...] = (
+        ("app modules", check_app_modules),
+        ("runtime modules", check_runtime_modules),
+        ("tray backend", check_tray_backend),
+        ("assets", check_assets),
+        ("server", lambda: check_server(settings)),
     )
-    results = [_report(check()) for check in checks]
+    results = [_report(_run_check(name, check)) for name, check in checks]
     failed = [r.name for r in results if not r.ok]
     elapsed = time.monotonic() - started
     if failed:
@@ -181,8 +182,6 @@ def check_server(settings: Settings) -> Check:
             if body.get("status") != Phase.RUNNING.value or body.get("version") != __version__:
                 return Check("server", False, f"/health answered {response.status_code}: {response.text[:200]}")
             return Check("server", True, f"/health answered on {address} {elapsed * 1000:.0f} ms after start")
-        except Exception as exc:  # noqa: BLE001
-            return Check("server", False, f"{type(exc).__name__}: {exc}")
         finally:
             runtime.service.close()
 
@@ -203,6 +202,13 @@ def isolated_settings(settings: Settings, folder: Path) -> Settings:
         oidc_url=NOWHERE,
         app_paths=paths.AppPaths(config_dir=folder, log_dir=folder / "logs", state_dir=folder / "state"),
     )
+
+
+def _run_check(name: str, check: Callable[[], Check]) -> Check:
+    try:
+        return check()
+    except Exception as exc:  # noqa: BLE001 - a check that crashes is a failed check, not a crashed self-test
+        return Check(name, False, f"{type(exc).__name__}: {exc}")
 
 
 def _import_all(names: list[str]) -> list[str]:

@@ -13,8 +13,8 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx
 from fastapi import FastAPI, Request, Response
@@ -31,7 +31,7 @@ from .core.anthropic_format import (
     anthropic_to_chat,
 )
 from .core.errors import AuthenticationFailed, InvalidRequest, Ki2apiError, KiroUnavailable, RequestTooLarge
-from .core.model import StreamEvent
+from .core.model import ChatRequest, StreamEvent
 from .core.models import public_model_ids
 from .core.openai_format import (
     OpenAIStreamEncoder,
@@ -51,9 +51,12 @@ from .upstream import KiroClient
 log = logging.getLogger(__name__)
 
 KEEPALIVE_SECONDS = 15.0
+# How often a waiting request looks whether the server is stopping (the service says so through `status`).
+STOP_POLL_SECONDS = 0.25
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 Batches = AsyncIterator[list[StreamEvent]]
+T = TypeVar("T")
 
 
 def create_app(
@@ -121,6 +124,20 @@ def create_app(
     def relay(request: Request) -> Relay:
         return request.app.state.relay  # type: ignore[no-any-return]
 
+    def stopping() -> bool:
+        return status().phase is Phase.STOPPING
+
+    async def settle(request: Request, work: Awaitable[T]) -> T:
+        """Await one phase of a chat request; a failure, a vanished client or a stopping server is reported."""
+        try:
+            return await _unless_abandoned(request, work, stopping)
+        except _ClientGone:
+            reporter.request_finished(False, "client disconnected")
+            raise
+        except Ki2apiError as error:
+            reporter.request_finished(False, error.message)
+            raise
+
     @app.exception_handler(Ki2apiError)
     async def on_ki2api_error(request: Request, error: Ki2apiError) -> JSONResponse:
         return _error_response(request, error)
@@ -132,6 +149,10 @@ def create_app(
         if exc.status_code == 404:
             error.kind = "not_found_error"
         return _error_response(request, error)
+
+    @app.exception_handler(_ClientGone)
+    async def on_client_gone(request: Request, exc: _ClientGone) -> Response:
+        return Response(status_code=499)  # nobody reads it; 499 is the usual "client closed request"
 
     @app.exception_handler(RecursionError)
     async def on_recursion(request: Request, exc: RecursionError) -> JSONResponse:
@@ -173,13 +194,12 @@ def create_app(
         check_key(request)
         raw = await read_json(request)
         chat = openai_to_chat(raw)
-        turn = await relay(request).prepare(chat)
+        _, batches, first = await settle(request, _begin(relay(request), chat))
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
-        batches = relay(request).events(turn)
-        first = await _first_batch(batches, reporter)
         if not chat.stream:
-            events = await _collect(first, batches, reporter)
+            events = await settle(request, _collect(first, batches))
+            reporter.request_finished(True)
             return JSONResponse(
                 openai_completion(events, model=chat.model, completion_id=completion_id, created=created)
             )
@@ -202,18 +222,18 @@ def create_app(
             keepalive=b": keep-alive\n\n",
             closing=format_sse("[DONE]"),
             reporter=reporter,
+            stopping=stopping,
         )
 
     @app.post("/v1/messages")
     async def messages(request: Request) -> Response:
         check_key(request)
         chat = anthropic_to_chat(await read_json(request))
-        turn: Turn = await relay(request).prepare(chat)
+        turn, batches, first = await settle(request, _begin(relay(request), chat))
         message_id = f"msg_{uuid.uuid4().hex[:24]}"
-        batches = relay(request).events(turn)
-        first = await _first_batch(batches, reporter)
         if not chat.stream:
-            events = await _collect(first, batches, reporter)
+            events = await settle(request, _collect(first, batches))
+            reporter.request_finished(True)
             body = anthropic_message(events, model=chat.model, message_id=message_id, input_tokens=turn.input_tokens)
             return JSONResponse(body)
         encoder = AnthropicStreamEncoder(model=chat.model, message_id=message_id, input_tokens=turn.input_tokens)
@@ -231,6 +251,7 @@ def create_app(
             keepalive=format_sse(ping_data, ping_name),
             closing=b"",
             reporter=reporter,
+            stopping=stopping,
         )
 
     @app.post("/v1/messages/count_tokens")
@@ -257,26 +278,63 @@ def _error_response(request: Request, error: Ki2apiError) -> JSONResponse:
     return JSONResponse(body, status_code=error.status)
 
 
-async def _first_batch(batches: Batches, reporter: Reporter) -> list[StreamEvent]:
-    """Wait for Kiro's first chunk, so errors before it still get a proper HTTP status."""
+class _ClientGone(Exception):
+    """Internal: the client disconnected before its answer was ready."""
+
+
+def _server_stopping() -> Ki2apiError:
+    error = Ki2apiError(
+        "ki2api is stopping or restarting, so this request was cut short; send it again in a moment.",
+        code="server_stopping",
+    )
+    error.status = 503
+    return error
+
+
+async def _disconnected(request: Request) -> None:
+    """Return once the client has gone; only called after the whole body was read."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_abandoned(request: Request, work: Awaitable[T], stopping: Callable[[], bool]) -> T:
+    """Await `work`, but give up (cancelling it) when the client disconnects or the server is stopping.
+
+    Starlette cancels a handler only once its response has started. Before that a slow Kiro would keep
+    generating for nobody until its first byte, and a restart would wait for it.
+    """
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(request))
     try:
-        return await batches.__anext__()
+        while True:
+            done, _ = await asyncio.wait({task, gone}, timeout=STOP_POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+            if task in done:
+                return task.result()
+            if gone in done:
+                raise _ClientGone
+            if stopping():
+                raise _server_stopping()
+    finally:
+        task.cancel()
+        gone.cancel()
+        await asyncio.gather(task, gone, return_exceptions=True)
+
+
+async def _begin(relay: Relay, chat: ChatRequest) -> tuple[Turn, Batches, list[StreamEvent]]:
+    """Prepare the turn and wait for Kiro's first chunk, so errors before it still get a proper HTTP status."""
+    turn = await relay.prepare(chat)
+    batches = relay.events(turn)
+    try:
+        first = await batches.__anext__()
     except StopAsyncIteration:
-        return []
-    except Ki2apiError as error:
-        reporter.request_finished(False, error.message)
-        raise
+        first = []
+    return turn, batches, first
 
 
-async def _collect(first: list[StreamEvent], batches: Batches, reporter: Reporter) -> list[StreamEvent]:
+async def _collect(first: list[StreamEvent], batches: Batches) -> list[StreamEvent]:
     events = list(first)
-    try:
-        async for batch in batches:
-            events.extend(batch)
-    except Ki2apiError as error:
-        reporter.request_finished(False, error.message)
-        raise
-    reporter.request_finished(True)
+    async for batch in batches:
+        events.extend(batch)
     return events
 
 
@@ -293,11 +351,13 @@ def _sse(
     keepalive: bytes,
     closing: bytes,
     reporter: Reporter,
+    stopping: Callable[[], bool],
 ) -> StreamingResponse:
     """Stream SSE: a pump task reads Kiro while the response sends keep-alives during long silences.
 
     If the client goes away, Starlette cancels the body; cancelling the pump closes the upstream
-    request, so Kiro stops generating for nobody.
+    request, so Kiro stops generating for nobody. If the server is stopping, the stream ends with an
+    error event at once, so clients learn why and a restart does not wait for long answers.
     """
 
     async def body() -> AsyncIterator[bytes]:
@@ -307,7 +367,7 @@ def _sse(
         try:
             yield opening + encode(first)
             while True:
-                item = queue.get_nowait() if not queue.empty() else await _get(queue, KEEPALIVE_SECONDS)
+                item = await _next_item(queue, stopping)
                 if item is None:
                     yield keepalive
                 elif item is _END:
@@ -331,11 +391,19 @@ def _sse(
     return StreamingResponse(body(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-async def _get(queue: asyncio.Queue[object], timeout: float) -> object:
-    try:
-        return await asyncio.wait_for(queue.get(), timeout)
-    except asyncio.TimeoutError:
-        return None
+async def _next_item(queue: asyncio.Queue[object], stopping: Callable[[], bool]) -> object:
+    """The pump's next item; None after KEEPALIVE_SECONDS of silence; an error once the server is stopping."""
+    waited = 0.0
+    while not stopping():
+        if not queue.empty():
+            return queue.get_nowait()
+        if waited >= KEEPALIVE_SECONDS:
+            return None
+        try:
+            return await asyncio.wait_for(queue.get(), STOP_POLL_SECONDS)
+        except asyncio.TimeoutError:
+            waited += STOP_POLL_SECONDS
+    return _server_stopping()
 
 
 async def _pump(batches: Batches, queue: asyncio.Queue[object]) -> None:

@@ -208,7 +208,9 @@ class ProxyService:
     def _bind(self) -> socket.socket:
         host, port = self.settings.host, self.settings.port
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # asyncio sets TCP_NODELAY on accepted connections only when the listening socket's proto is
+        # IPPROTO_TCP; with proto 0, Nagle + delayed ACK held every keep-alive response ~40 ms (benchmarks/).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             if sys.platform == "win32":
                 # On Windows SO_REUSEADDR would let a second program bind the same port; ask for exclusivity.

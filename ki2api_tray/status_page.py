@@ -34,11 +34,11 @@ header { display: flex; align-items: center; gap: 14px; margin-bottom: 24px; }
   border: 3px solid var(--bg); background: var(--level); }
 h1 { font-size: 20px; margin: 0; }
 .status { color: var(--muted); margin: 0; }
-.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(220px, 1fr)); gap: 14px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 14px; }
 section { background: var(--card); border: 1px solid var(--line); border-radius: 12px; padding: 16px 18px; }
 h2 { font-size: 12px; text-transform: uppercase; letter-spacing: .06em; color: var(--muted); margin: 0 0 6px; }
 .big { font-size: 17px; font-weight: 600; margin: 0; }
-.small { color: var(--muted); font-size: 13px; margin: 4px 0 0; word-break: break-all; }
+.small { color: var(--muted); font-size: 13px; margin: 4px 0 0; overflow-wrap: anywhere; }
 .bar { height: 6px; border-radius: 3px; background: var(--line); margin-top: 10px; overflow: hidden; }
 .bar span { display: block; height: 100%; background: var(--accent); }
 .wide { grid-column: 1 / -1; }
@@ -111,13 +111,13 @@ def render_status_page(
 <main style="--level: {_COLOURS[level]}">
 <header>
   <div class="logo" aria-hidden="true">K<i></i></div>
-  <div><h1>ki2api</h1><p class="status">{escape(status_line(status, tr).lstrip("●○ "))}</p></div>
+  <div><h1>ki2api</h1><p class="status">{escape(tr("page.title"))} · {escape(__version__)}</p></div>
 </header>
 <div class="grid">
 {"".join(sections)}
 {connect}
 </div>
-<footer>{escape(tr("page.refresh_note"))} · ki2api {escape(__version__)}</footer>
+<footer>{escape(tr("page.refresh_note"))}</footer>
 </main>
 </body>
 </html>

@@ -22,7 +22,7 @@ import openai
 import pytest
 
 from ki2api_tray.config import DEFAULT_API_KEY
-from tests.fake_kiro import ErrorReply, FakeKiro, StreamReply, scenarios, write_token_file
+from tests.fake_kiro import StreamReply, scenarios, write_token_file
 from tests.fake_kiro.replies import frame_bytes
 from tests.fixtures_kiro import KiroEnv
 from tests.fixtures_proxy import Proxy, start_proxy
@@ -194,7 +194,9 @@ def test_stream_upstream_drop_raises_in_openai_sdk(proxy: Proxy) -> None:
 
     received: list[str] = []
     with pytest.raises(openai.APIError, match="connection to Kiro broke"):
-        for chunk in client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], stream=True):
+        for chunk in client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "x"}], stream=True
+        ):
             received.extend(choice.delta.content or "" for choice in chunk.choices)
 
     assert "".join(received).startswith("Echo: ")
@@ -214,15 +216,20 @@ def test_stream_upstream_drop_raises_in_anthropic_sdk(proxy: Proxy) -> None:
 
 
 @pytest.mark.parametrize("api", APIS)
-def test_client_disconnect_mid_stream_cancels_upstream(proxy: Proxy, api: Api) -> None:
+@pytest.mark.parametrize("streaming", [True, False], ids=["stream", "nonstream"])
+def test_client_disconnect_mid_answer_cancels_upstream(proxy: Proxy, api: Api, streaming: bool) -> None:
     fake = proxy.kiro.fake
     # One frame, then Kiro would think for a minute: only a cancelled upstream request ends that early.
     fake.script(echo_reply("Echo: a long answer that nobody waits for", pause=(1, 60.0)))
 
-    with httpx.Client(base_url=proxy.url, headers=AUTH, timeout=CLIENT_TIMEOUT) as client:
-        with client.stream("POST", api.path, json=api.body("hi", True)) as response:
-            assert response.status_code == 200
-            next(response.iter_bytes())
+    with httpx.Client(base_url=proxy.url, headers=AUTH, timeout=httpx.Timeout(30.0, read=1.0)) as client:
+        if streaming:
+            with client.stream("POST", api.path, json=api.body("hi", True)) as response:
+                assert response.status_code == 200
+                next(response.iter_bytes())
+        else:
+            with pytest.raises(httpx.ReadTimeout):
+                client.post(api.path, json=api.body("hi", False))
 
     # The issue asks for "within a second"; the bound here only says whether it happened at all.
     assert wait_until(lambda: fake.aborted_streams == 1, deadline=3.0)
@@ -299,7 +306,7 @@ def test_corrupt_stream_ends_cleanly_with_error_event(proxy: Proxy, api: Api, re
     assert api.text_of(events).startswith("Echo: intact text before")
     error = api.stream_error(events)
     assert error is not None
-    assert "corrupt" in error["message"]
+    assert "Kiro's event stream" in error["message"]
     assert wait_until(lambda: proxy.runtime.state.snapshot().errors_total == 1)
 
 
@@ -389,17 +396,18 @@ def expired_env(kiro_env: KiroEnv) -> KiroEnv:
 
 @pytest.mark.parametrize("api", APIS)
 @pytest.mark.parametrize("status", [500, 503])
-def test_refresh_endpoint_down_says_so_and_next_request_retries(
-    expired_env: KiroEnv, api: Api, status: int
-) -> None:
+def test_refresh_endpoint_down_says_so_and_next_request_retries(expired_env: KiroEnv, api: Api, status: int) -> None:
     fake = expired_env.fake
-    fake.fail_next("/refreshToken", status, {"message": "down for maintenance"})
+    fake.fail_next("/refreshToken", status, {"message": "down for maintenance"}, times=100)
     runtime = start_proxy(expired_env)
     proxy = Proxy(runtime, f"http://{runtime.state.snapshot().address}", expired_env)
     try:
         failed = post(proxy, api, "first")
         health = httpx.get(f"{proxy.url}/health", timeout=5).json()
+        attempts = fake.refresh_count
+        fake.stop_failing("/refreshToken")
         retried = post(proxy, api, "second")
+        health_after = httpx.get(f"{proxy.url}/health", timeout=5).json()
     finally:
         runtime.service.close()
 
@@ -408,8 +416,9 @@ def test_refresh_endpoint_down_says_so_and_next_request_retries(
     assert "login service" in message and "refresh" in message and f"HTTP {status}" in message
     assert health["token"]["health"] == "refresh_failed"
     assert retried.status_code == 200, retried.text
-    assert fake.refresh_count == 1
-    assert len([r for r in fake.requests if r.path == "/refreshToken"]) == 2
+    assert fake.refresh_count > attempts >= 1
+    assert fake.accounts.refresh_count == 1
+    assert health_after["token"]["health"] == "valid"
 
 
 def test_refresh_endpoint_unreachable_says_so(expired_env: KiroEnv, unused_port: int) -> None:
@@ -438,32 +447,75 @@ def unused_port() -> int:
 # ---- restart from the tray while clients are connected ------------------------------------------------------
 
 
-@pytest.mark.parametrize("api", APIS)
-def test_restart_with_open_stream_ends_it_and_serves_again(proxy: Proxy, api: Api) -> None:
-    fake, service = proxy.kiro.fake, proxy.runtime.service
-    fake.script(echo_reply("Echo: this answer is interrupted by a restart", pause=(1, 60.0)))
+def _stream_in_thread(url: str, api: Api, content: str) -> tuple[threading.Thread, threading.Event, dict[str, Any]]:
+    """Open a stream from another thread; the event is set once the first chunk has arrived."""
     outcome: dict[str, Any] = {}
     opened = threading.Event()
 
     def client() -> None:
         try:
-            with httpx.Client(base_url=proxy.url, headers=AUTH, timeout=CLIENT_TIMEOUT) as http:
-                with http.stream("POST", api.path, json=api.body("hi", True)) as response:
-                    lines = response.iter_lines()
-                    first = [next(lines), next(lines)]
+            with httpx.Client(base_url=url, headers=AUTH, timeout=CLIENT_TIMEOUT) as http:
+                with http.stream("POST", api.path, json=api.body(content, True)) as response:
+                    outcome["status"] = response.status_code
+                    chunks = response.iter_bytes()
+                    received = [next(chunks)]
                     opened.set()
-                    outcome["lines"] = first + list(lines)
+                    received.extend(chunks)
+                    outcome["body"] = b"".join(received).decode()
         except httpx.HTTPError as exc:
             outcome["error"] = exc
+        finally:
+            opened.set()
 
-    reader = threading.Thread(target=client)
-    reader.start()
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+    return thread, opened, outcome
+
+
+def _sse_of(body: str) -> list[Sse]:
+    return read_sse(httpx.Response(200, content=body.encode()))
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_restart_with_open_stream_ends_it_with_error_event(
+    proxy: Proxy, api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake, service = proxy.kiro.fake, proxy.runtime.service
+    fake.script(echo_reply("Echo: this answer is interrupted by a restart", pause=(1, 60.0)))
+    reader, opened, outcome = _stream_in_thread(proxy.url, api, "hi")
     assert opened.wait(DEADLINE)
 
     assert service.restart()
     reader.join(DEADLINE)
 
     assert not reader.is_alive(), "the client still hangs after the restart"
-    assert "error" in outcome or "lines" in outcome
+    assert outcome["status"] == 200, outcome
+    events = _sse_of(outcome["body"])
+    error = api.stream_error(events)
+    assert error is not None, events[-2:]
+    assert "ki2api is stopping or restarting" in error["message"]
     assert wait_until(lambda: fake.aborted_streams == 1)
-    assert post(proxy, api, "after the restart").status_code == 200
+    # The open stream did not make uvicorn give up and cancel it (that is logged as a crash).
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+    restarted = Proxy(proxy.runtime, f"http://{proxy.runtime.state.snapshot().address}", proxy.kiro)
+    assert post(restarted, api, "after the restart").status_code == 200
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_restart_while_waiting_for_kiro_answers_503(proxy: Proxy, api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    fake, service = proxy.kiro.fake, proxy.runtime.service
+    fake.script(echo_reply("Echo: Kiro is still thinking", pause=(0, 60.0)))
+    results: dict[str, httpx.Response] = {}
+    waiting = threading.Thread(target=lambda: results.setdefault("r", post(proxy, api, "hi")), daemon=True)
+    waiting.start()
+    assert wait_until(lambda: len(fake.chat_requests()) == 1)
+
+    assert service.restart()
+    waiting.join(DEADLINE)
+
+    response = results["r"]
+    assert response.status_code == 503
+    assert "ki2api is stopping or restarting" in api.error_of(response)["message"]
+    assert wait_until(lambda: fake.aborted_streams == 1)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -63,55 +64,54 @@ def sent_tools(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {t["toolSpecification"]["name"]: t["toolSpecification"] for t in tools}
 
 
-def stream_tool_calls(stream: Any) -> tuple[str, dict[int, dict[str, str]], str | None]:
-    """Content, tool calls by index (id, name, concatenated arguments) and finish_reason of a chunk stream."""
+@dataclass(frozen=True)
+class Answer:
+    """What a client ends up with, streamed or not: text, tool calls as (id, name, arguments), finish_reason."""
+
+    content: str
+    calls: tuple[tuple[str, str, str], ...]
+    finish: str | None
+
+
+def answer(client: Any, *, stream: bool, **kwargs: Any) -> Answer:
+    if not stream:
+        choice = client.chat.completions.create(**kwargs).choices[0]
+        calls = tuple((c.id, c.function.name, c.function.arguments) for c in choice.message.tool_calls or [])
+        return Answer(choice.message.content or "", calls, choice.finish_reason)
     content: list[str] = []
-    calls: dict[int, dict[str, str]] = {}
+    by_index: dict[int, list[str]] = {}
     finish: str | None = None
-    for chunk in stream:
+    for chunk in client.chat.completions.create(stream=True, **kwargs):
         for choice in chunk.choices:
-            delta = choice.delta
-            content.append(delta.content or "")
-            for tc in delta.tool_calls or []:
-                call = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
-                call["id"] += tc.id or ""
-                if tc.function is not None:
-                    call["name"] += tc.function.name or ""
-                    call["arguments"] += tc.function.arguments or ""
+            content.append(choice.delta.content or "")
+            # The SDKs key accumulation on `index` and concatenate every field, as agents do.
+            for tc in choice.delta.tool_calls or []:
+                call = by_index.setdefault(tc.index, ["", "", ""])
+                call[0] += tc.id or ""
+                call[1] += (tc.function.name if tc.function else None) or ""
+                call[2] += (tc.function.arguments if tc.function else None) or ""
             finish = choice.finish_reason or finish
-    return "".join(content), calls, finish
+    calls = tuple((c[0], c[1], c[2]) for _, c in sorted(by_index.items()))
+    return Answer("".join(content), calls, finish)
 
 
 # --- responses: Kiro's toolUseEvents -> tool_calls ---------------------------------------------------
 
 
-@pytest.mark.parametrize("arguments", [WEATHER_ARGS, AWKWARD_ARGS, "{}"], ids=["plain", "escapes", "empty"])
-def test_tool_call_non_stream_arguments_byte_identical(proxy: Proxy, arguments: str) -> None:
-    proxy.kiro.fake.script(scripted_call("get_weather", arguments, use_id="tooluse_abcdefghijklmnopqrstuv"))
-    reply = proxy.openai().chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "Weather in Paris?"}], tools=[WEATHER]
-    )
-    choice = reply.choices[0]
-    assert choice.finish_reason == "tool_calls"
-    assert choice.message.content == "Checking."
-    [call] = choice.message.tool_calls
-    assert (call.id, call.function.name, call.function.arguments) == (
-        "tooluse_abcdefghijklmnopqrstuv",
-        "get_weather",
-        arguments,
-    )
+def test_tool_call_arguments_byte_identical(proxy: Proxy) -> None:
+    client = proxy.openai()
+    request = {"model": MODEL, "messages": [{"role": "user", "content": "Weather?"}], "tools": [WEATHER]}
+    cases = [(arguments, stream) for arguments in (WEATHER_ARGS, AWKWARD_ARGS, "{}") for stream in (False, True)]
+    seen = {}
+    for arguments, stream in cases:
+        proxy.kiro.fake.script(scripted_call("get_weather", arguments, use_id="tooluse_abcdefghijklmnopqrstuv"))
+        seen[arguments, stream] = answer(client, stream=stream, **request)
 
-
-@pytest.mark.parametrize("arguments", [WEATHER_ARGS, AWKWARD_ARGS], ids=["plain", "escapes"])
-def test_tool_call_stream_arguments_byte_identical(proxy: Proxy, arguments: str) -> None:
-    proxy.kiro.fake.script(scripted_call("get_weather", arguments, use_id="tooluse_streamed0000000000000", fragments=9))
-    stream = proxy.openai().chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "Weather?"}], tools=[WEATHER], stream=True
-    )
-    content, calls, finish = stream_tool_calls(stream)
-    assert finish == "tool_calls"
-    assert content == "Checking."
-    assert calls == {0: {"id": "tooluse_streamed0000000000000", "name": "get_weather", "arguments": arguments}}
+    call_id = "tooluse_abcdefghijklmnopqrstuv"
+    assert seen == {
+        (arguments, stream): Answer("Checking.", ((call_id, "get_weather", arguments),), "tool_calls")
+        for arguments, stream in cases
+    }
 
 
 def test_tool_call_two_calls_keep_order_and_indexes(proxy: Proxy) -> None:
@@ -123,19 +123,14 @@ def test_tool_call_two_calls_keep_order_and_indexes(proxy: Proxy) -> None:
     ]
     proxy.kiro.fake.script(StreamReply(events), StreamReply(events))
     tools = [WEATHER, function_tool("read_file", {"type": "object", "properties": {"path": {"type": "string"}}})]
-    messages = [{"role": "user", "content": "Both please."}]
+    request = {"model": MODEL, "messages": [{"role": "user", "content": "Both please."}], "tools": tools}
     client = proxy.openai()
 
-    whole = client.chat.completions.create(model=MODEL, messages=messages, tools=tools)
-    _, streamed, finish = stream_tool_calls(
-        client.chat.completions.create(model=MODEL, messages=messages, tools=tools, stream=True)
+    expected = Answer(
+        "", (("tooluse_first", "get_weather", WEATHER_ARGS), ("tooluse_second", "read_file", second)), "tool_calls"
     )
-
-    got = [(c.id, c.function.name, c.function.arguments) for c in whole.choices[0].message.tool_calls]
-    assert got == [("tooluse_first", "get_weather", WEATHER_ARGS), ("tooluse_second", "read_file", second)]
-    assert whole.choices[0].message.content is None
-    assert [(c["id"], c["name"], c["arguments"]) for _, c in sorted(streamed.items())] == got
-    assert finish == "tool_calls"
+    assert answer(client, stream=False, **request) == expected
+    assert answer(client, stream=True, **request) == expected
 
 
 def test_tool_call_async_client_stream(proxy: Proxy) -> None:
@@ -351,38 +346,24 @@ def test_tool_choice_named_function_is_demanded(proxy: Proxy) -> None:
 # --- fallbacks: bracket text and truncated calls --------------------------------------------------------
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
-def test_bracket_text_call_becomes_tool_call(proxy: Proxy, stream: bool) -> None:
+def test_bracket_text_call_becomes_tool_call(proxy: Proxy) -> None:
     prompt = 'Weather? [[fake:bracket:get_weather:{"city": "Paris"}]]'
-    kwargs: dict[str, Any] = {"model": MODEL, "messages": [{"role": "user", "content": prompt}], "tools": [WEATHER]}
+    request = {"model": MODEL, "messages": [{"role": "user", "content": prompt}], "tools": [WEATHER]}
     client = proxy.openai()
-    if stream:
-        content, calls, finish = stream_tool_calls(client.chat.completions.create(stream=True, **kwargs))
-        [call] = calls.values()
-        name, arguments = call["name"], call["arguments"]
-    else:
-        choice = client.chat.completions.create(**kwargs).choices[0]
-        content, finish = choice.message.content or "", choice.finish_reason
-        [tool_call] = choice.message.tool_calls
-        name, arguments = tool_call.function.name, tool_call.function.arguments
-    assert (name, json.loads(arguments), finish) == ("get_weather", {"city": "Paris"}, "tool_calls")
-    assert "[Called" not in content
-    assert content.strip() == "Let me check."
+    for stream in (False, True):
+        got = answer(client, stream=stream, **request)
+        [(call_id, name, arguments)] = got.calls
+        assert (name, json.loads(arguments), got.finish) == ("get_weather", {"city": "Paris"}, "tool_calls"), stream
+        assert got.content.strip() == "Let me check.", stream
+        assert call_id, stream
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
-def test_truncated_tool_call_ends_turn_without_broken_json(proxy: Proxy, stream: bool) -> None:
-    kwargs: dict[str, Any] = {
-        "model": MODEL,
-        "messages": [{"role": "user", "content": "Write it. [[fake:truncated_tool:get_weather]]"}],
-        "tools": [WEATHER],
-    }
+def test_truncated_tool_call_ends_turn_without_broken_json(proxy: Proxy) -> None:
+    prompt = "Write it. [[fake:truncated_tool:get_weather]]"
+    request = {"model": MODEL, "messages": [{"role": "user", "content": prompt}], "tools": [WEATHER]}
     client = proxy.openai()
-    if stream:
-        content, calls, finish = stream_tool_calls(client.chat.completions.create(stream=True, **kwargs))
-    else:
-        choice = client.chat.completions.create(**kwargs).choices[0]
-        content, calls, finish = choice.message.content or "", choice.message.tool_calls or {}, choice.finish_reason
-    assert not calls
-    assert finish == "length"
-    assert "get_weather" in content and "cut off" in content
+    for stream in (False, True):
+        got = answer(client, stream=stream, **request)
+        # Agents treat `length` as "output cut short" and retry; a call with half its JSON would be run broken.
+        assert (got.calls, got.finish) == ((), "length"), stream
+        assert "get_weather" in got.content and "cut off" in got.content, stream

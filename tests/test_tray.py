@@ -275,8 +275,16 @@ def test_tray_menu_running_healthy_full_layout() -> None:
             "zh",
             ["● ki2api — 端口 8989 已被占用"],
         ),
-        (running(token=TokenStatus(TokenHealth.EXPIRED)), "zh", ["● ki2api — 运行中：127.0.0.1:8989", "令牌：已过期 — 请登录 Kiro"]),
-        (running(token=TokenStatus(TokenHealth.MISSING)), "zh", ["● ki2api — 运行中：127.0.0.1:8989", "令牌：未找到文件"]),
+        (
+            running(token=TokenStatus(TokenHealth.EXPIRED)),
+            "zh",
+            ["● ki2api — 运行中：127.0.0.1:8989", "令牌：已过期 — 请登录 Kiro"],
+        ),
+        (
+            running(token=TokenStatus(TokenHealth.MISSING)),
+            "zh",
+            ["● ki2api — 运行中：127.0.0.1:8989", "令牌：未找到文件"],
+        ),
     ],
 )
 def test_tray_menu_status_and_token_lines(status: Status, language: str, expected_head: list[str]) -> None:
@@ -413,7 +421,6 @@ def test_tray_action_copy_api_key() -> None:
 
 def test_tray_action_copy_failure_notifies_without_the_key() -> None:
     tray, _, icon = make_tray(desktop=FakeDesktop(fail=True))
-    icon._visible = True  # notifications only reach a shown icon on real backends
     item_named(tray, "Copy API key")(icon)
     assert icon.notifications == [("ki2api", "Could not copy to the clipboard: no clipboard tool found")]
     assert DEFAULT_API_KEY not in repr(icon.notifications)
@@ -545,7 +552,8 @@ def test_tray_run_refreshes_are_debounced(running_tray: Any) -> None:
     tray, state, icon, _ = running_tray()
     tray.refresh_interval = 0.5
     wait_for(lambda: icon.menus and icon.menus[-1][0].startswith("● ki2api — running"))
-    time.sleep(0.6)  # let the refresh window from start-up pass, so the burst below starts a fresh one
+    # Let the start-up refresh window pass, so the burst below starts a fresh one.
+    wait_for(lambda: time.monotonic() - tray._last_refresh > tray.refresh_interval)
     before = len(icon.menus)
     for n in range(1, 31):
         state.update(requests_today=n)
@@ -619,6 +627,9 @@ def test_tray_run_ignores_gerror_from_the_gtk_backend_on_stop() -> None:
 
 def test_tray_run_other_errors_propagate() -> None:
     class BrokenIcon(RecordingIcon):
+        def _start_setup(self, setup: Any) -> None:
+            pass  # a backend that fails before it is ready never runs setup
+
         def _run(self) -> None:
             raise RuntimeError("no tray host")
 
@@ -688,3 +699,115 @@ def test_can_show_tray_when_pystray_import_fails_with_any_error(monkeypatch: pyt
     result, reason = can_show_tray({"DISPLAY": ":0"}, "linux")
     assert result is False
     assert "Can't connect to display" in reason
+
+
+# --- status page ---------------------------------------------------------------------------------------------
+
+
+def test_status_page_shows_what_the_menu_shows() -> None:
+    from ki2api_tray.status_page import render_status_page
+
+    page = render_status_page(running(), base_url="http://127.0.0.1:8989/v1", language="en", now=NOW)
+    for text in (
+        "ki2api — running on 127.0.0.1:8989",
+        "Token: valid, expires in 47 min",
+        "Requests today: 12 · errors: 1",
+        "Quota: 37.5 of 50 left · resets 1 Dec",
+        "http://127.0.0.1:8989/v1",
+    ):
+        assert text in page
+    assert '<meta http-equiv="refresh" content="5">' in page
+
+
+def test_status_page_has_no_secrets_and_no_external_assets() -> None:
+    from ki2api_tray.status_page import render_status_page
+
+    page = render_status_page(running(), base_url="http://127.0.0.1:8989/v1", language="en", now=NOW)
+    assert DEFAULT_API_KEY not in page
+    assert "config.json" in page  # says where the key is instead
+    for external in ("<script", "<link", "src=", "url(", "@import"):
+        assert external not in page
+
+
+def test_status_page_escapes_error_text() -> None:
+    from ki2api_tray.status_page import render_status_page
+
+    status = running(phase=Phase.ERROR, last_error="<script>alert(1)</script>")
+    page = render_status_page(status, base_url="http://127.0.0.1:8989/v1", language="en", now=NOW)
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_status_page_in_chinese() -> None:
+    from ki2api_tray.status_page import render_status_page
+
+    page = render_status_page(running(quota=None), base_url="http://127.0.0.1:8989/v1", language="zh", now=NOW)
+    assert '<html lang="zh-CN">' in page
+    assert "令牌：有效，47 分钟后过期" in page and "额度：未知" in page
+
+
+# --- desktop plumbing ------------------------------------------------------------------------------------------
+
+
+def _fake_tool(bin_dir: Path, name: str, script: str) -> None:
+    bin_dir.mkdir(exist_ok=True)
+    tool = bin_dir / name
+    tool.write_text("#!/bin/sh\n" + script)
+    tool.chmod(0o755)
+
+
+def test_desktop_copy_uses_an_installed_clipboard_tool(tmp_path: Path) -> None:
+    from ki2api_tray.desktop import Desktop
+
+    out = tmp_path / "clipboard.txt"
+    _fake_tool(tmp_path / "bin", "xclip", f'/bin/cat > "{out}"\n')
+    Desktop({"PATH": str(tmp_path / "bin")}, platform="linux").copy("http://127.0.0.1:8989/v1")
+    assert out.read_text() == "http://127.0.0.1:8989/v1"
+
+
+def test_desktop_copy_without_any_tool_raises_a_readable_error(tmp_path: Path) -> None:
+    from ki2api_tray.desktop import Desktop
+
+    with pytest.raises(DesktopError, match="no clipboard tool found"):
+        Desktop({"PATH": str(tmp_path)}, platform="linux").copy("x")
+
+
+def test_desktop_copy_falls_back_when_a_tool_fails(tmp_path: Path) -> None:
+    from ki2api_tray.desktop import Desktop
+
+    out = tmp_path / "clipboard.txt"
+    _fake_tool(tmp_path / "bin", "wl-copy", "exit 1\n")
+    _fake_tool(tmp_path / "bin", "xsel", f'/bin/cat > "{out}"\n')
+    Desktop({"PATH": str(tmp_path / "bin"), "WAYLAND_DISPLAY": "wayland-0"}, platform="linux").copy("key")
+    assert out.read_text() == "key"
+
+
+def test_desktop_open_runs_xdg_open_with_a_clean_library_path(tmp_path: Path) -> None:
+    from ki2api_tray.desktop import Desktop
+
+    out = tmp_path / "opened.txt"
+    _fake_tool(
+        tmp_path / "bin",
+        "xdg-open",
+        f'echo "$1 ${{LD_LIBRARY_PATH:-unset}}" > "{out}.tmp"; /bin/mv "{out}.tmp" "{out}"\n',
+    )
+    environ = {"PATH": str(tmp_path / "bin"), "LD_LIBRARY_PATH": "/bundle", "LD_LIBRARY_PATH_ORIG": "/usr/lib/x"}
+    Desktop(environ, platform="linux").open(tmp_path)
+    wait_for(out.exists)
+    assert out.read_text().split() == [str(tmp_path), "/usr/lib/x"]
+
+
+@pytest.mark.parametrize(
+    ("environ", "frozen", "expected"),
+    [
+        ({"LD_LIBRARY_PATH": "/b", "LD_LIBRARY_PATH_ORIG": "/o"}, True, "/o"),
+        ({"LD_LIBRARY_PATH": "/b"}, True, None),
+        ({"LD_LIBRARY_PATH": "/mine"}, False, "/mine"),
+    ],
+)
+def test_desktop_child_environment(environ: dict[str, str], frozen: bool, expected: str | None) -> None:
+    from ki2api_tray.desktop import child_environment
+
+    env = child_environment(environ, frozen)
+    assert env.get("LD_LIBRARY_PATH") == expected
+    assert "LD_LIBRARY_PATH_ORIG" not in env

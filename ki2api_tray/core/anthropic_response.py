@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from itertools import groupby
 from typing import Any, Literal
 
-from .errors import Ki2apiError
+from .errors import ContextLengthExceeded, Ki2apiError
 from .model import Finish, StopReason, StreamEvent, TextDelta, ThinkingDelta, ToolCall, Usage
 
 SseEvent = tuple[str, dict[str, Any]]
@@ -21,6 +21,9 @@ SseEvent = tuple[str, dict[str, Any]]
 # never got a non-empty signature (reported for several Anthropic-compatible proxies), so a fixed
 # placeholder is sent; when Claude Code replays it in history, ki2api accepts any signature.
 THINKING_SIGNATURE = "ki2api-kiro-thinking-unsigned"
+
+# The start of Anthropic's own message for a context overflow (the HTTP status alone is a plain 400).
+PROMPT_TOO_LONG = "prompt is too long"
 
 _STOP_REASONS: dict[StopReason, str] = {
     "end_turn": "end_turn",
@@ -207,7 +210,12 @@ def anthropic_message(
 
 def anthropic_error_body(error: Ki2apiError) -> dict[str, Any]:
     """`{"type": "error", "error": {"type", "message"}}`, the type chosen from the error's HTTP status."""
-    return {"type": "error", "error": {"type": _ERROR_TYPES.get(error.status, "api_error"), "message": error.message}}
+    message = error.message
+    if isinstance(error, ContextLengthExceeded) and not message.lower().startswith(PROMPT_TOO_LONG):
+        # Anthropic words a context overflow "prompt is too long: ..."; Claude Code keys its reactive
+        # compaction on that phrase, and without it retries the same oversized request forever.
+        message = f"{PROMPT_TOO_LONG}: {message}"
+    return {"type": "error", "error": {"type": _ERROR_TYPES.get(error.status, "api_error"), "message": message}}
 
 
 def _stop_reason(reason: StopReason, saw_tool_call: bool) -> str:

@@ -115,6 +115,11 @@ class FakeKiro:
         with self._lock:
             self._failures.setdefault(path, deque()).extend([ErrorReply(status, dict(body))] * times)
 
+    def stop_failing(self, path: str) -> None:
+        """Drop the failures still queued for `path`: the service is back."""
+        with self._lock:
+            self._failures.pop("/" + path.lstrip("/"), None)
+
     def reset(self) -> None:
         """Forget requests, scripts, failures, accounts and limit changes (between tests)."""
         with self._lock:

@@ -1,0 +1,130 @@
+"""The processes a benchmark run starts: the paced fake Kiro and the real ki2api server, each on its own.
+
+ki2api runs as `python -m ki2api_tray serve` in a separate process, so the CPU seconds and memory
+measured (with psutil) are its own, not the load generator's. Both get a throwaway HOME and KI2API_HOME.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+import httpx
+import psutil
+
+from .clients import BenchmarkError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KIRO_URL_VARIABLES = ("KIRO_RUNTIME_URL", "KIRO_MANAGEMENT_URL", "KIRO_AUTH_URL", "KIRO_OIDC_URL")
+START_TIMEOUT = 20.0
+MB = 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class FakeKiroProcess:
+    """`python -m benchmarks.paced_kiro` in a child process; it ends when we close its stdin."""
+
+    def __init__(self, home: Path) -> None:
+        home.mkdir(parents=True, exist_ok=True)
+        self.home = home
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.paced_kiro", str(home)],
+            cwd=REPO_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline().strip()
+        if not line.isdigit():
+            self.stop()
+            raise BenchmarkError(f"the fake Kiro did not start (it printed {line!r})")
+        self.url = f"http://127.0.0.1:{line}"
+
+    def login(self) -> tuple[str, str]:
+        """The access token and profile ARN the fake wrote for its account (for the direct client)."""
+        data = json.loads((self.home / ".aws" / "sso" / "cache" / "kiro-auth-token.json").read_text())
+        return str(data["accessToken"]), str(data["profileArn"])
+
+    def stop(self) -> None:
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        try:
+            self._process.wait(5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+
+class ServerProcess:
+    """The real ki2api server (`python -m ki2api_tray serve`) pointed at the fake Kiro.
+
+    `cold_start` is the time from spawning the process to the first /health that says "running".
+    """
+
+    def __init__(self, home: Path, state_dir: Path, kiro_url: str, log: IO[bytes]) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        env = {key: value for key, value in os.environ.items() if not key.upper().endswith("_PROXY")}
+        env |= {"HOME": str(home), "USERPROFILE": str(home), "KI2API_HOME": str(state_dir), "NO_PROXY": "*"}
+        env |= {variable: kiro_url for variable in KIRO_URL_VARIABLES}
+        started = time.perf_counter()
+        self._popen = subprocess.Popen(
+            [sys.executable, "-m", "ki2api_tray", "serve", "--port", str(port)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+        self.process = psutil.Process(self._popen.pid)
+        try:
+            self._wait_running()
+        except BaseException:
+            self.stop()
+            raise
+        self.cold_start = time.perf_counter() - started
+
+    def _wait_running(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        with httpx.Client(trust_env=False, timeout=1.0) as http:
+            while time.monotonic() < deadline:
+                if self._popen.poll() is not None:
+                    raise BenchmarkError(f"ki2api exited with code {self._popen.returncode} while starting")
+                try:
+                    response = http.get(f"{self.url}/health")
+                    if response.status_code == 200 and response.json().get("status") == "running":
+                        return
+                except httpx.TransportError:
+                    pass  # not listening yet
+                time.sleep(0.005)
+        raise BenchmarkError(f"ki2api did not report running within {START_TIMEOUT:g} s")
+
+    def rss_mb(self) -> float:
+        return float(self.process.memory_info().rss) / MB
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the whole ki2api process (all its threads) so far."""
+        times = self.process.cpu_times()
+        return float(times.user + times.system)
+
+    def stop(self) -> None:
+        if self._popen.poll() is None:
+            self._popen.terminate()
+            try:
+                self._popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self._popen.kill()
+                self._popen.wait()
