@@ -98,16 +98,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "serve":
         return serve(build_runtime(settings))
+    return run_desktop(settings)
+
+
+def run_desktop(settings: Settings) -> int:
+    """The double-click path: one instance per user, a tray icon, the server started."""
+    from .instance import SingleInstance
     from .tray import can_show_tray
 
     possible, reason = can_show_tray()
     if not possible:
         print(f"ki2api: {reason}; running without a tray icon (like `ki2api-tray serve`).", file=sys.stderr)
         return serve(build_runtime(settings))
-    from .tray import run_tray
+    instance = SingleInstance(settings.app_paths.lock_file)
+    if not instance.acquire():
+        told = instance.ask_running_to_show()
+        print("ki2api is already running" + ("; its tray icon says hello." if told else "."), file=sys.stderr)
+        return 0
+    try:
+        from .tray import TrayUI
 
-    runtime = build_runtime(settings)
-    return run_tray(runtime.service, runtime.state, settings)
+        runtime = build_runtime(settings)
+        tray = TrayUI(runtime.service, runtime.state, settings)
+        instance.set_on_show(tray.show_already_running)
+        tray.run()  # blocks on the main thread until Quit; starts the service in its setup callback
+        runtime.service.close()
+        return 0
+    finally:
+        instance.release()
 
 
 def exposure_refusal(settings: Settings) -> str:
