@@ -22,7 +22,9 @@ Encode = Callable[[list[StreamEvent]], bytes]
 
 
 def _openai_encoder() -> Encode:
-    encoder = OpenAIStreamEncoder(model="claude-sonnet-4.5", completion_id="chatcmpl-bench", created=0, include_usage=False)
+    encoder = OpenAIStreamEncoder(
+        model="claude-sonnet-4.5", completion_id="chatcmpl-bench", created=0, include_usage=False
+    )
     return lambda batch: b"".join(format_sse(chunk) for event in batch for chunk in encoder.encode(event))
 
 
@@ -45,9 +47,7 @@ def _translate_once(chunks: list[bytes], encode: Encode, tools: tuple[str, ...])
     return produced + len(encode(translator.finish()))
 
 
-def events_per_second(
-    protocol: str, *, events: int = 1000, seconds: float = 1.0, tools: tuple[str, ...] = ()
-) -> float:
+def events_per_second(protocol: str, *, events: int = 1000, seconds: float = 1.0, tools: tuple[str, ...] = ()) -> float:
     """Text events per second through decode + translate + encode for `protocol` ("openai" or "anthropic").
 
     `tools` are tool names the client declared; with any, the translator also scans text for

@@ -29,9 +29,7 @@ DEFAULT_EVENTS = 3
 TOKEN_LIFETIME = 6 * 3600.0
 
 _STREAM_HEAD = (
-    b"HTTP/1.1 200 OK\r\n"
-    b"Content-Type: application/vnd.amazon.eventstream\r\n"
-    b"Transfer-Encoding: chunked\r\n\r\n"
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\nTransfer-Encoding: chunked\r\n\r\n"
 )
 _WORDS = ("The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog", ".\n")
 

@@ -18,12 +18,20 @@ from typing import IO
 import httpx
 import psutil
 
+from ki2api_tray.config import DEFAULT_API_KEY
+
 from .clients import BenchmarkError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KIRO_URL_VARIABLES = ("KIRO_RUNTIME_URL", "KIRO_MANAGEMENT_URL", "KIRO_AUTH_URL", "KIRO_OIDC_URL")
 START_TIMEOUT = 20.0
 MB = 1024 * 1024
+
+
+def _is_leaky(variable: str) -> bool:
+    """Settings from the developer's shell that would point ki2api elsewhere (a proxy, a real token, a key)."""
+    name = variable.upper()
+    return name.startswith(("KIRO_", "KI2API_")) or name.endswith("_PROXY") or name == "API_KEY"
 
 
 def free_port() -> int:
@@ -77,8 +85,9 @@ class ServerProcess:
     def __init__(self, home: Path, state_dir: Path, kiro_url: str, log: IO[bytes]) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        env = {key: value for key, value in os.environ.items() if not key.upper().endswith("_PROXY")}
-        env |= {"HOME": str(home), "USERPROFILE": str(home), "KI2API_HOME": str(state_dir), "NO_PROXY": "*"}
+        env = {key: value for key, value in os.environ.items() if not _is_leaky(key)}
+        env |= {"HOME": str(home), "USERPROFILE": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+        env |= {"KI2API_HOME": str(state_dir), "API_KEY": DEFAULT_API_KEY, "NO_PROXY": "*"}
         env |= {variable: kiro_url for variable in KIRO_URL_VARIABLES}
         started = time.perf_counter()
         self._popen = subprocess.Popen(

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import os
 import platform
+import signal
 import statistics
 import sys
 import tempfile
@@ -136,7 +137,9 @@ async def memory_figures(live: Live) -> list[Figure]:
             Target("<=", 80),
             "after the start-up quota call" if quota_read else "quota call not seen",
         ),
-        Figure(f"server process: RSS after {total:,} streamed requests", after[-1], "MB", detail=f"every {step}: {trend}"),
+        Figure(
+            f"server process: RSS after {total:,} streamed requests", after[-1], "MB", detail=f"every {step}: {trend}"
+        ),
         Figure(
             f"server process: RSS growth, requests {step:,} -> {total:,}",
             after[-1] - after[0],
@@ -226,12 +229,13 @@ async def nonstream_figures(live: Live) -> list[Figure]:
             rates[side.name] = await requests_per_second(
                 side, clients=clients, seconds=plan.nonstream_seconds, events=plan.nonstream_events
             )
+        direct, proxy = rates["direct"], rates["ki2api"]
         figures.append(
             Figure(
                 f"non-stream, {_clients(clients)}: requests via ki2api",
-                rates["ki2api"],
+                proxy,
                 "req/s",
-                detail=f"direct {rates['direct']:,.0f} req/s; ki2api / direct = {rates['ki2api'] / rates['direct']:.2f}",
+                detail=f"direct {direct:,.0f} req/s; ki2api / direct = {proxy / direct:.2f}",
             )
         )
     return figures
@@ -241,7 +245,9 @@ async def live_figures(plan: Plan, fake: FakeKiroProcess, server: ServerProcess)
     access_token, profile_arn = fake.login()
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
     async with httpx.AsyncClient(trust_env=False, timeout=60.0, limits=limits) as http:
-        live = Live(plan, server, DirectSide(http, fake.url, access_token, profile_arn), ProxySide(http, server.url), http)
+        live = Live(
+            plan, server, DirectSide(http, fake.url, access_token, profile_arn), ProxySide(http, server.url), http
+        )
         # The memory figures come first: "idle" must be measured before any request.
         memory = await memory_figures(live)
         await streamed_requests(live.direct, count=plan.many_clients, clients=plan.many_clients, events=10)
@@ -267,10 +273,12 @@ def cold_start_figure(samples: list[float]) -> Figure:
 
 
 def _environment() -> str:
+    """One line saying what the figures were measured on, including how busy the machine already was."""
     cores = os.cpu_count() or 0
+    load = f"; load average {os.getloadavg()[0]:.1f} at the start" if hasattr(os, "getloadavg") else ""
     return (
         f"ki2api benchmarks: Python {platform.python_version()} on {platform.system()}, {cores} cores shared by "
-        "the fake Kiro, ki2api and the clients (all on loopback)"
+        f"the fake Kiro, ki2api and the clients (all on loopback){load}"
     )
 
 
@@ -279,18 +287,21 @@ def run_suite(argv: Sequence[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="a few seconds of smoke-sized load (figures are rough)")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    # On SIGTERM, unwind through the `finally` blocks so the fake Kiro and ki2api processes are stopped too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    environment = _environment()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ki2api-bench-") as tmp:
         root = Path(tmp)
         log_path = root / "ki2api.log"
         try:
             figures = _measure(plan, root, log_path)
-        except BenchmarkError as error:
-            print(f"benchmark failed: {error}", file=sys.stderr)
+        except (BenchmarkError, httpx.HTTPError) as error:
+            print(f"benchmark failed: {type(error).__name__}: {error}", file=sys.stderr)
             if log_path.exists():
                 print(log_path.read_text(errors="replace")[-3000:], file=sys.stderr)
             return 1
-    print(_environment() + (" [--quick: smoke-sized, figures are rough]" if args.quick else ""))
+    print(environment + (" [--quick: smoke-sized, figures are rough]" if args.quick else ""))
     print(render(figures))
     print(f"(whole run: {time.perf_counter() - started:.0f} s)")
     return 0

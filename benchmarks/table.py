@@ -64,7 +64,7 @@ def render(figures: Sequence[Figure]) -> str:
     widths = [max(len(row[column]) for row in rows) for column in range(len(HEADER) - 1)]
     lines = []
     for number, row in enumerate(rows):
-        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
         lines.append("  ".join([*cells, row[-1]]).rstrip())
         if number == 0:
             lines.append("  ".join("-" * width for width in [*widths, len(HEADER[-1])]))

@@ -7,7 +7,6 @@ deleted the file). The file and registry contents are built by pure functions so
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import plistlib
 import sys
@@ -17,8 +16,6 @@ from typing import Any, Protocol
 from xml.parsers.expat import ExpatError
 
 from . import paths
-
-log = logging.getLogger(__name__)
 
 ENTRY_NAME = "ki2api-tray"
 LAUNCH_AGENT_LABEL = "io.github.ki2api.tray"

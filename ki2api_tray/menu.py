@@ -54,9 +54,11 @@ def level_of(status: Status) -> Level:
         return Level.BAD
     if status.phase is not Phase.RUNNING:
         return Level.OFF
-    if status.token.health in UNUSABLE_TOKEN:
+    token = status.token
+    renewing = token.health is TokenHealth.EXPIRED and token.renewable
+    if token.health in UNUSABLE_TOKEN and not renewing:
         return Level.BAD
-    if status.token.health is TokenHealth.EXPIRING or (status.quota is not None and status.quota.is_low):
+    if token.health is TokenHealth.EXPIRING or renewing or (status.quota is not None and status.quota.is_low):
         return Level.WARN
     return Level.OK
 
@@ -87,6 +89,8 @@ def token_line(token: TokenStatus, tr: Translator, now: datetime) -> str:
             return tr("token.valid_no_expiry")
         left = duration_text((token.expires_at - now).total_seconds(), tr)
         return tr("token.valid" if health is TokenHealth.VALID else "token.expiring", duration=left)
+    if health is TokenHealth.EXPIRED and token.renewable:
+        return tr("token.renewing")
     key = {
         TokenHealth.EXPIRED: "token.expired",
         TokenHealth.MISSING: "token.missing",

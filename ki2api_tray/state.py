@@ -40,6 +40,7 @@ class TokenStatus:
     auth_kind: str = ""  # "social", "idc", "external_idp" or "environment"
     source: str = ""  # the token file's path, or "environment"
     detail: str = ""  # a sentence for the person, never containing a token
+    renewable: bool = False  # a refresh token exists, so ki2api can renew an expired access token itself
 
 
 @dataclass(frozen=True)

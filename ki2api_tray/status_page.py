@@ -10,7 +10,7 @@ from datetime import datetime
 from html import escape
 
 from . import __version__
-from .i18n import Translator
+from .i18n import Translator, choose_language
 from .menu import Level, duration_text, level_of, quota_line, requests_line, status_line, token_line
 from .state import Status
 
@@ -59,8 +59,11 @@ def render_status_page(
     config_file: str = "config.json",
     now: datetime | None = None,
 ) -> str:
-    """The whole page as one HTML string; `base_url` is what clients use (e.g. http://127.0.0.1:8989/v1)."""
-    tr = Translator(language)
+    """The whole page as one HTML string; `base_url` is what clients use (e.g. http://127.0.0.1:8989/v1).
+
+    `language` is a setting value: "en", "zh" or "auto" (the OS locale).
+    """
+    tr = Translator(choose_language(language))
     now = now or datetime.now().astimezone()
     level = level_of(status)
     root_url = base_url.removesuffix("/v1")
@@ -97,7 +100,7 @@ def render_status_page(
   <p class="small">{escape(tr("page.key_hint", config=config_file))}</p>
   <pre>curl {escape(base_url)}/models -H "Authorization: Bearer $API_KEY"</pre>
 </section>"""
-    html_lang = "zh-CN" if language == "zh" else "en"
+    html_lang = "zh-CN" if tr.language == "zh" else "en"
     return f"""<!DOCTYPE html>
 <html lang="{html_lang}">
 <head>

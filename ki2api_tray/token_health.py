@@ -46,7 +46,7 @@ def token_status(
     source = path if record.source is not None else "environment"
 
     def status(health: TokenHealth, detail: str) -> TokenStatus:
-        return TokenStatus(health, record.expires_at, record.auth_kind, source, detail)
+        return TokenStatus(health, record.expires_at, record.auth_kind, source, detail, bool(record.refresh_token))
 
     if failure is not None:
         return status(TokenHealth.REFRESH_FAILED, failure)

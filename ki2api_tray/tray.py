@@ -22,7 +22,6 @@ from .desktop import Desktop, DesktopActions, DesktopError
 from .i18n import Translator, choose_language
 from .icons import status_icon
 from .menu import (
-    Level,
     level_of,
     port_in_use,
     quota_line,
@@ -114,12 +113,10 @@ class TrayUI:
         self._last_refresh = 0.0
         self._timer: threading.Timer | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self._seen = state.snapshot()
-        self._level: Level | None = None
-        cls = icon_cls or pystray.Icon
         status = state.snapshot()
-        self._level = level_of(status)
-        self.icon = cls(
+        self._seen = status  # the last snapshot notifications were decided on
+        self._level = level_of(status)  # the level the icon image shows
+        self.icon = (icon_cls or pystray.Icon)(
             "ki2api-tray",
             icon=status_icon(self._level),
             title=tooltip(status, self.tr, clock()),
@@ -304,7 +301,8 @@ class TrayUI:
                 self.notify(tr("notify.start_failed", error=after.last_error))
         health = after.token.health
         if health is not before.token.health:
-            if health is TokenHealth.EXPIRED:
+            # An expired token with a refresh token is renewed by the keeper within a minute: no alarm.
+            if health is TokenHealth.EXPIRED and not after.token.renewable:
                 self.notify(tr("notify.token_expired"))
             elif health is TokenHealth.REFRESH_FAILED:
                 self.notify(tr("notify.refresh_failed"))

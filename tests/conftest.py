@@ -15,10 +15,29 @@ pytest_plugins = ["tests.fixtures_kiro", "tests.fixtures_proxy"]
 
 # Variables a developer's shell may carry that would leak into the code under test.
 _LEAKY = [
-    "API_KEY", "KI2API_HOST", "KI2API_PORT", "KIRO_TOKEN_FILE", "KIRO_PROFILE_FILE", "KIRO_ACCESS_TOKEN",
-    "KIRO_REFRESH_TOKEN", "KIRO_REGION", "KIRO_RUNTIME_URL", "KIRO_MANAGEMENT_URL", "KIRO_AUTH_URL",
-    "KIRO_OIDC_URL", "KI2API_LANGUAGE", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy",
-    "all_proxy", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL",
+    "API_KEY",
+    "KI2API_HOST",
+    "KI2API_PORT",
+    "KIRO_TOKEN_FILE",
+    "KIRO_PROFILE_FILE",
+    "KIRO_ACCESS_TOKEN",
+    "KIRO_REFRESH_TOKEN",
+    "KIRO_REGION",
+    "KIRO_RUNTIME_URL",
+    "KIRO_MANAGEMENT_URL",
+    "KIRO_AUTH_URL",
+    "KIRO_OIDC_URL",
+    "KI2API_LANGUAGE",
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "ALL_PROXY",
+    "https_proxy",
+    "http_proxy",
+    "all_proxy",
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_BASE_URL",
 ]
 
 

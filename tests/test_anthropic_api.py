@@ -25,6 +25,8 @@ ARGS = '{"file_path": "/tmp/caf\\u00e9.txt", "content": "line 1\\nline \\"2\\"\\
 CLAUDE_CODE_REQUEST = Path(__file__).with_name("claude_code_request.json")
 LONG_MCP = "mcp__github_enterprise__create_pull_request_review_comment_with_code_suggestion"
 HEADERS = {"x-api-key": DEFAULT_API_KEY, "anthropic-version": "2023-06-01"}
+# A request the fake answers with Kiro's error body for the HTTP status put in place of %s.
+KIRO_ERROR = b'{"model": "claude-sonnet-4.5", "messages": [{"role": "user", "content": "[[fake:error:%s]]"}]}'
 WRITE_TOOL = {
     "name": "Write",
     "description": "Write a file.",
@@ -212,6 +214,36 @@ def test_tool_use_stream_sdk_accumulates_input(proxy: Proxy) -> None:
     assert [block.type for block in final.content] == ["text", "tool_use"]
     assert final.content[1].input == json.loads(ARGS)
     assert final.stop_reason == "tool_use"
+
+
+def test_tool_use_round_trip_through_the_sdk(proxy: Proxy) -> None:
+    client = proxy.anthropic()
+    for stream in (False, True):
+        proxy.kiro.fake.script(tool_reply("Write", ARGS, f"tooluse_trip_{stream}"))
+        messages: list[Any] = [{"role": "user", "content": "save it"}]
+        request = {"model": MODEL, "max_tokens": 256, "tools": [WRITE_TOOL]}
+        if stream:
+            with client.messages.stream(messages=messages, **request) as events:
+                first = events.get_final_message()
+        else:
+            first = client.messages.create(messages=messages, **request)
+        tool_use = first.content[-1]
+        # What an agent does next: replay the SDK's content blocks as they are, then answer the tool use.
+        messages.append({"role": "assistant", "content": first.content})
+        messages.append(
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_use.id, "content": "ok"}]}
+        )
+        second = client.messages.create(messages=messages, **request)
+
+        assert second.stop_reason == "end_turn", stream
+        body = received(proxy)
+        assistant = body["conversationState"]["history"][1]["assistantResponseMessage"]
+        assert assistant == {
+            "content": "On it.",
+            "toolUses": [{"toolUseId": f"tooluse_trip_{stream}", "name": "Write", "input": json.loads(ARGS)}],
+        }
+        results = current(body)["userInputMessageContext"]["toolResults"]
+        assert [(r["toolUseId"], r["status"]) for r in results] == [(f"tooluse_trip_{stream}", "success")]
 
 
 def test_tool_use_fallbacks_bracket_text_and_truncated_call(proxy: Proxy) -> None:
@@ -414,9 +446,6 @@ def test_auth_wrong_key_is_anthropic_401(proxy: Proxy) -> None:
     assert body["error"]["type"] == "authentication_error"
     assert "API key" in body["error"]["message"]
     assert proxy.kiro.fake.chat_requests() == []
-
-
-KIRO_ERROR = b'{"model": "claude-sonnet-4.5", "messages": [{"role": "user", "content": "[[fake:error:%s]]"}]}'
 
 
 def test_errors_use_anthropic_shape(no_retry_proxy: Proxy) -> None:

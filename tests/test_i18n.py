@@ -51,3 +51,15 @@ def test_system_language_unknown_locale_falls_back_to_english() -> None:
 def test_translator_fills_fields() -> None:
     assert Translator("en")("status.running", address="127.0.0.1:8989") == "ki2api — running on 127.0.0.1:8989"
     assert Translator("zh")("menu.quit") == "退出 ki2api"
+
+
+def test_status_page_auto_language_follows_the_locale(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ki2api_tray.state import Status
+    from ki2api_tray.status_page import render_status_page
+
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    monkeypatch.delenv("LANGUAGE", raising=False)
+    monkeypatch.delenv("LC_ALL", raising=False)
+    monkeypatch.delenv("LC_MESSAGES", raising=False)
+    page = render_status_page(Status(), base_url="http://127.0.0.1:8989/v1", language="auto")
+    assert '<html lang="zh-CN">' in page and "已停止" in page

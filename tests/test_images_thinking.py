@@ -12,7 +12,7 @@ import io
 import json
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -45,19 +45,22 @@ PNG_B64 = base64.b64encode(PNG).decode("ascii")
 # --- a loopback image host --------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class Route:
+    """What the image host answers on one path."""
+
     status: int = 200
     content_type: str = "image/png"
     body: bytes = PNG
     stall: bool = False  # hold the answer until the test ends (to exercise the fetch timeout)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ImageHost:
+    """A loopback HTTP server; tests add `routes` (path -> Route) before asking for `url + path`."""
+
     url: str
     routes: dict[str, Route]
-    release: threading.Event = field(default_factory=threading.Event)
 
 
 @pytest.fixture
@@ -88,7 +91,7 @@ def image_host() -> Iterator[ImageHost]:
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield ImageHost(f"http://127.0.0.1:{server.server_address[1]}", routes, release)
+        yield ImageHost(f"http://127.0.0.1:{server.server_address[1]}", routes)
     finally:
         release.set()
         server.shutdown()

@@ -100,14 +100,14 @@ def answer(client: Any, *, stream: bool, **kwargs: Any) -> Answer:
 
 def test_tool_call_arguments_byte_identical(proxy: Proxy) -> None:
     client = proxy.openai()
+    call_id = "tooluse_abcdefghijklmnopqrstuv"
     request = {"model": MODEL, "messages": [{"role": "user", "content": "Weather?"}], "tools": [WEATHER]}
     cases = [(arguments, stream) for arguments in (WEATHER_ARGS, AWKWARD_ARGS, "{}") for stream in (False, True)]
     seen = {}
     for arguments, stream in cases:
-        proxy.kiro.fake.script(scripted_call("get_weather", arguments, use_id="tooluse_abcdefghijklmnopqrstuv"))
+        proxy.kiro.fake.script(scripted_call("get_weather", arguments, use_id=call_id))
         seen[arguments, stream] = answer(client, stream=stream, **request)
 
-    call_id = "tooluse_abcdefghijklmnopqrstuv"
     assert seen == {
         (arguments, stream): Answer("Checking.", ((call_id, "get_weather", arguments),), "tool_calls")
         for arguments, stream in cases
@@ -131,6 +131,30 @@ def test_tool_call_two_calls_keep_order_and_indexes(proxy: Proxy) -> None:
     )
     assert answer(client, stream=False, **request) == expected
     assert answer(client, stream=True, **request) == expected
+
+
+def test_tool_call_round_trip_through_the_sdk(proxy: Proxy) -> None:
+    client = proxy.openai()
+    for stream in (False, True):
+        proxy.kiro.fake.script(scripted_call("get_weather", AWKWARD_ARGS, use_id=f"tooluse_trip_{stream}"))
+        messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+        first = answer(client, stream=stream, model=MODEL, messages=messages, tools=[WEATHER])
+        [(call_id, name, arguments)] = first.calls
+        # What an agent does next: replay the assistant turn as received, then add the tool's output.
+        messages.append(
+            {"role": "assistant", "content": first.content, "tool_calls": [call_json(call_id, name, arguments)]}
+        )
+        messages.append({"role": "tool", "tool_call_id": call_id, "content": "18 C"})
+        second = answer(client, stream=stream, model=MODEL, messages=messages, tools=[WEATHER])
+
+        assert second.finish == "stop", stream
+        body = received(proxy)
+        uses = body["conversationState"]["history"][1]["assistantResponseMessage"]["toolUses"]
+        assert uses == [
+            {"toolUseId": f"tooluse_trip_{stream}", "name": "get_weather", "input": json.loads(AWKWARD_ARGS)}
+        ]
+        results = current(body)["userInputMessageContext"]["toolResults"]
+        assert [(r["toolUseId"], r["content"]) for r in results] == [(f"tooluse_trip_{stream}", [{"text": "18 C"}])]
 
 
 def test_tool_call_async_client_stream(proxy: Proxy) -> None:

@@ -234,6 +234,11 @@ def test_tray_menu_running_healthy_full_layout() -> None:
             ["● ki2api — running on 127.0.0.1:8989", "Token: expired — log in to Kiro"],
         ),
         (
+            running(token=TokenStatus(TokenHealth.EXPIRED, NOW - timedelta(minutes=5), renewable=True)),
+            "en",
+            ["● ki2api — running on 127.0.0.1:8989", "Token: expired — renewing it"],
+        ),
+        (
             running(token=TokenStatus(TokenHealth.MISSING)),
             "en",
             ["● ki2api — running on 127.0.0.1:8989", "Token: file not found"],
@@ -378,6 +383,7 @@ def test_tray_menu_autostart_checkbox_reads_the_real_state_each_time() -> None:
         (running(token=TokenStatus(TokenHealth.EXPIRING, NOW + timedelta(minutes=3))), Level.WARN),
         (running(quota=Quota(used=48, limit=50)), Level.WARN),
         (running(token=TokenStatus(TokenHealth.EXPIRED)), Level.BAD),
+        (running(token=TokenStatus(TokenHealth.EXPIRED, renewable=True)), Level.WARN),
         (running(token=TokenStatus(TokenHealth.REFRESH_FAILED)), Level.BAD),
         (running(token=TokenStatus(TokenHealth.MISSING)), Level.BAD),
         (running(phase=Phase.ERROR, last_error="x"), Level.BAD),
@@ -603,6 +609,16 @@ def test_tray_run_token_trouble_notifies_once(running_tray: Any, health: TokenHe
     state.update(requests_today=3)  # an unrelated change must not repeat the notification
     wait_for(lambda: icon.menus and icon.menus[-1][2].startswith("Requests today: 3"))
     assert [n for n in icon.notifications if n[1] == message] == [("ki2api", message)]
+
+
+def test_tray_run_renewable_expiry_does_not_alarm(running_tray: Any) -> None:
+    # A laptop waking after the token expired: the keeper renews it within a minute, so no "log in" alarm.
+    tray, state, icon, _ = running_tray()
+    wait_for(lambda: state.snapshot().phase is Phase.RUNNING)
+    state.update(token=TokenStatus(TokenHealth.EXPIRED, renewable=True))
+    state.update(requests_today=4)
+    wait_for(lambda: icon.menus and icon.menus[-1][2].startswith("Requests today: 4"))
+    assert icon.notifications == []
 
 
 def test_tray_run_ignores_gerror_from_the_gtk_backend_on_stop() -> None:

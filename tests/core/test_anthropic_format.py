@@ -694,7 +694,9 @@ def test_sdk_create_parses_whole_message() -> None:
 def test_anthropic_error_body_types(error: errors.Ki2apiError, error_type: str) -> None:
     body = anthropic_error_body(error)
 
-    assert body == {"type": "error", "error": {"type": error_type, "message": error.message}}
+    # Claude Code compacts only when an overflow reads like Anthropic's own "prompt is too long".
+    prefix = "prompt is too long: " if isinstance(error, errors.ContextLengthExceeded) else ""
+    assert body == {"type": "error", "error": {"type": error_type, "message": prefix + error.message}}
     if error_type != "request_too_large":  # documented by Anthropic but absent from the SDK's union
         assert ErrorResponse.model_validate(body).error.type == error_type
 

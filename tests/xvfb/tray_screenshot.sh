@@ -18,6 +18,11 @@ work=$(mktemp -d)
 pids=()
 
 cleanup() {
+    # End the demo itself first: dbus-run-session then stops its bus daemon; a TERM to it would orphan that.
+    if [[ -s "$work/demo.pid" ]]; then
+        kill "$(cat "$work/demo.pid")" 2>/dev/null || true
+        wait "${demo:-}" 2>/dev/null || true
+    fi
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     rm -rf "$work"
@@ -32,8 +37,9 @@ wait_until() {  # wait_until SECONDS COMMAND...: poll a condition with a deadlin
     done
 }
 
-# -displayfd: Xvfb picks a free display number itself, so parallel runs cannot collide.
-Xvfb -displayfd 3 -screen 0 480x360x24 -nolisten tcp 3>"$work/display" >"$work/xvfb.log" 2>&1 &
+# -displayfd: Xvfb picks a free display number itself, so parallel runs cannot collide. -noreset: otherwise
+# the server resets when its last client (the readiness probe) disconnects, and the next client fails.
+Xvfb -displayfd 3 -screen 0 480x360x24 -nolisten tcp -noreset 3>"$work/display" >"$work/xvfb.log" 2>&1 &
 pids+=($!)
 wait_until 10 test -s "$work/display"
 export DISPLAY=":$(tr -d '[:space:]' <"$work/display")"
@@ -43,7 +49,7 @@ wait_until 10 xwininfo -root
 trayer --edge top --align left --widthtype pixel --width 480 --heighttype pixel --height 32 \
     --transparent false --tint 0xe8e8ec --SetDockType true --expand false --margin 0 >"$work/trayer.log" 2>&1 &
 pids+=($!)
-wait_until 10 xdotool search --class trayer || { cat "$work/trayer.log" >&2; exit 1; }
+wait_until 10 xdotool search --class trayer || { echo "DISPLAY=$DISPLAY"; cat "$work/xvfb.log" "$work/trayer.log"; exit 1; } >&2
 
 if ! "$python" -c "import gi" 2>/dev/null; then
     mkdir -p "$work/gi-shim"
@@ -55,10 +61,12 @@ fi
 
 cat >"$work/demo.py" <<'PY'
 """Run the real TrayUI + ProxyService with a trivial app and a plausible state, until told to quit."""
+import os
 import socket
 import sys
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -78,6 +86,7 @@ from ki2api_tray.state import AppState, Phase, Quota, TokenHealth, TokenStatus
 from ki2api_tray.tray import TrayUI
 
 ready, quit_flag = Path(sys.argv[1]), Path(sys.argv[2])
+ready.with_name("demo.pid").write_text(str(os.getpid()))
 port = 8989
 with socket.socket() as probe:
     try:
@@ -106,6 +115,9 @@ tray = TrayUI(service, state, settings, autostart=start_at_login)
 
 def script():
     while state.snapshot().phase is not Phase.RUNNING:
+        if state.snapshot().phase is Phase.ERROR:  # lost a race for 8989 with a parallel run: any port will do
+            service.settings = replace(settings, port=0)
+            service.start()
         time.sleep(0.05)
     for n in range(12):
         service.reporter.request_finished(ok=n != 7, error="" if n != 7 else "Kiro said 429")
@@ -141,4 +153,5 @@ sleep 0.5  # mapped is not painted yet; give GTK a moment to draw the items
 import -window root "$out"
 touch "$work/quit"
 wait_until 15 bash -c "! kill -0 $demo" || { cat "$work/demo.log" >&2; exit 1; }
+rm -f "$work/demo.pid"
 echo "saved $out"
