@@ -104,8 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_desktop(settings: Settings) -> int:
     """The double-click path: one instance per user, a tray icon, the server started."""
     from .instance import SingleInstance
-    from .tray import can_show_tray
+    from .tray import can_show_tray, name_gtk_program
 
+    name_gtk_program()
     possible, reason = can_show_tray()
     if not possible:
         print(f"ki2api: {reason}; running without a tray icon (like `ki2api-tray serve`).", file=sys.stderr)

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
+import anyio
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
@@ -166,7 +167,13 @@ def create_app(
 
     @app.get("/", response_class=HTMLResponse)
     async def status_page() -> HTMLResponse:
-        return HTMLResponse(render_status_page(status(), base_url=settings.base_url, language=settings.language))
+        page = render_status_page(
+            status(),
+            base_url=settings.base_url,
+            language=settings.language,
+            config_file=str(settings.app_paths.config_file),
+        )
+        return HTMLResponse(page)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -339,6 +346,7 @@ async def _collect(first: list[StreamEvent], batches: Batches) -> list[StreamEve
 
 
 _END = object()
+_EMPTY = object()  # nothing queued right now
 
 
 def _sse(
@@ -368,6 +376,11 @@ def _sse(
             yield opening + encode(first)
             while True:
                 item = await _next_item(queue, stopping)
+                if isinstance(item, list):
+                    ready, item = _take_ready(item, queue)
+                    yield b"".join(encode(batch) for batch in ready)
+                    if item is _EMPTY:
+                        continue
                 if item is None:
                     yield keepalive
                 elif item is _END:
@@ -380,15 +393,30 @@ def _sse(
                     log.warning("stream ended early: %s", item.message)
                     yield error(item)
                     return
-                else:
-                    yield encode(item)  # type: ignore[arg-type]
         finally:
             pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # After a disconnect Starlette re-cancels this body on every loop pass until it returns, and each
+            # cancel would be passed on into the pump while it closes the Kiro request; shielded, it finishes.
+            with anyio.CancelScope(shield=True), contextlib.suppress(asyncio.CancelledError):
                 await pump
             reporter.request_finished(ok, "" if ok else problem)
 
     return StreamingResponse(body(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+def _take_ready(batch: list[StreamEvent], queue: asyncio.Queue[object]) -> tuple[list[list[StreamEvent]], object]:
+    """`batch` and every batch already queued behind it, then the next other item (or `_EMPTY`).
+
+    Under load Kiro's frames arrive several per network read; sending all that is ready in one write
+    saves an ASGI send and a socket write per event (about 15% of ki2api's CPU per event, benchmarks/).
+    """
+    ready = [batch]
+    while not queue.empty():
+        item = queue.get_nowait()
+        if not isinstance(item, list):
+            return ready, item
+        ready.append(item)
+    return ready, _EMPTY
 
 
 async def _next_item(queue: asyncio.Queue[object], stopping: Callable[[], bool]) -> object:

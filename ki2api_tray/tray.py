@@ -236,7 +236,7 @@ class TrayUI:
         except Exception as exc:
             # pystray's GTK backend closes notifications on exit; without a notification daemon that
             # raises GLib.GError (ServiceUnknown) although everything else went fine.
-            if type(exc).__name__ != "GError":
+            if not _is_gerror(exc):
                 raise
             log.warning("tray loop ended with %s", exc)
         finally:
@@ -346,6 +346,25 @@ class TrayUI:
         with self._refresh_lock:
             if self._timer is not None:
                 self._timer.cancel()
+
+
+def _is_gerror(exc: BaseException) -> bool:
+    # PyGObject names the class "GError" in old releases and "Error" (module gi.repository.GLib) in new ones.
+    kind = type(exc)
+    return kind.__name__ == "GError" or kind.__module__.startswith(("gi.", "gi._"))
+
+
+def name_gtk_program() -> None:
+    """Name the program before GTK starts (pystray's import starts it): the name becomes the WM_CLASS of
+    ki2api's windows and the sender of its notifications, instead of "__main__.py" or "python3"."""
+    if not sys.platform.startswith("linux") or "gi" in sys.modules:
+        return
+    try:
+        from gi.repository import GLib  # type: ignore[import-not-found]
+
+        GLib.set_prgname("ki2api-tray")
+    except Exception:  # noqa: BLE001 - no PyGObject means no GTK backend either; cosmetic only
+        log.debug("could not name the GTK program", exc_info=True)
 
 
 def _hide_dock_icon() -> None:
