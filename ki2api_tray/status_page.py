@@ -76,15 +76,15 @@ def render_status_page(
     last = (
         tr("page.ago", duration=_ago(now, status.last_request_at, tr)) if status.last_request_at else tr("page.never")
     )
+    totals = tr("page.totals", total=f"{status.requests_total:,}", errors=f"{status.errors_total:,}", last=last)
     sections = [
         _section(tr("page.server"), status_line(status, tr).lstrip("●○ "), f'<p class="small">{escape(root_url)}</p>'),
         _section(tr("page.token"), token_line(token, tr, now), token_extra),
         _section(
             tr("page.requests"),
             requests_line(status, tr),
-            f'<p class="small">{escape(tr("page.total"))}: {status.requests_total:,} · '
-            f"{escape(tr('page.errors'))}: {status.errors_total:,} · "
-            f"{escape(tr('page.last_request'))}: {escape(last)}</p>",
+            # One translated sentence: Chinese punctuation (full-width colons) differs from English.
+            f'<p class="small">{escape(totals)}</p>',
         ),
         _section(tr("page.quota"), quota_line(status.quota, tr), _quota_bar(status)),
     ]

@@ -49,6 +49,7 @@ from ki2api_tray.core.model import (
 )
 from ki2api_tray.core.openai_format import OpenAIStreamEncoder, openai_completion, openai_to_chat
 from ki2api_tray.core.sse import format_sse
+from tests.fake_kiro import StreamReply, scenarios
 from tests.fixtures_kiro import KiroEnv
 from tests.fixtures_proxy import Proxy, start_proxy
 from tests.frames import encode_frame, event_frame, exception_frame
@@ -232,12 +233,34 @@ ODD: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("fields", ODD.values(), ids=ODD.keys())
-@pytest.mark.parametrize("streaming", [False, True], ids=["whole", "stream"])
+def assert_served_cleanly(response: httpx.Response, payload: bytes, path: str, streaming: bool) -> None:
+    """A 4xx in the API's shape, or a 200 whose body is valid UTF-8 JSON / a complete, error-free SSE stream."""
+    assert response.status_code < 500, payload[:300]
+    if response.status_code >= 400:
+        assert_error_shape(response, path)
+        return
+    text = payload.decode("utf-8")
+    if not streaming:
+        assert isinstance(json.loads(text), dict)
+        return
+    data = [line[5:].strip() for line in text.splitlines() if line.startswith("data:")]
+    assert text.endswith("\n\n") and data
+    bodies = [json.loads(d) for d in data if d != "[DONE]"]
+    assert not [b for b in bodies if "error" in b]
+    assert data[-1] == "[DONE]" if path == OPENAI_PATH else bodies[-1]["type"] == "message_stop"
+
+
+ODD_CASES = [
+    pytest.param(path, fields, streaming, id=f"{name}-{path.rsplit('/', 1)[-1]}-{'stream' if streaming else 'whole'}")
+    for name, fields in ODD.items()
+    for path in PATHS
+    for streaming in ([False, True] if path != COUNT_PATH else [False])
+]
+
+
+@pytest.mark.parametrize(("path", "fields", "streaming"), ODD_CASES)
 def test_odd_input_never_causes_5xx(proxy: Proxy, path: str, fields: dict[str, Any], streaming: bool) -> None:
-    if streaming and path == COUNT_PATH:
-        pytest.skip("count_tokens does not stream")
+    proxy.kiro.fake.script(StreamReply([*scenarios.text("Fine."), *scenarios.usage()]))
     raw = RAW[path](**fields, stream=streaming)
     body = json.dumps(raw).encode()  # ensure_ascii keeps lone surrogates as \u escapes, as JS clients send them
 
@@ -245,14 +268,26 @@ def test_odd_input_never_causes_5xx(proxy: Proxy, path: str, fields: dict[str, A
         with client.stream("POST", path, content=body, headers={"Content-Type": "application/json"}) as response:
             payload = response.read()
 
-    assert response.status_code < 500, payload[:300]
-    if response.status_code >= 400:
-        assert_error_shape(response, path)
-    elif streaming:
-        text = payload.decode("utf-8")
-        assert text.endswith("\n\n")
-        for line in text.splitlines():
-            if line.startswith("data:") and line != "data: [DONE]":
-                assert "error" not in json.loads(line[5:]) or path == ANTHROPIC_PATH
-    else:
-        assert isinstance(json.loads(payload), dict)
+    assert_served_cleanly(response, payload, path, streaming)
+
+
+def _raw_text_frame(json_text: bytes) -> bytes:
+    """An assistantResponseEvent whose payload bytes are exactly `json_text` (the test encoder re-encodes dicts)."""
+    headers = {":event-type": "assistantResponseEvent", ":content-type": "application/json", ":message-type": "event"}
+    return encode_frame(headers, json_text)
+
+
+@pytest.mark.parametrize("path", [OPENAI_PATH, ANTHROPIC_PATH])
+@pytest.mark.parametrize("streaming", [False, True], ids=["whole", "stream"])
+def test_kiro_text_with_lone_surrogate_is_served_cleanly(proxy: Proxy, path: str, streaming: bool) -> None:
+    # A model's output cut inside a UTF-16 pair reaches us as a lone "\ud83d" escape in valid JSON.
+    tail = _raw_text_frame(b'{"content":"half an emoji: \\ud83d!"}')
+    proxy.kiro.fake.script(StreamReply([*scenarios.text("Hi. ")], raw_tail=tail + event_frame("meteringEvent", {})))
+
+    with httpx.Client(base_url=proxy.url, headers=AUTH, timeout=30) as client:
+        raw = RAW[path](stream=streaming)
+        with client.stream("POST", path, json=raw) as response:
+            payload = response.read()
+
+    assert_served_cleanly(response, payload, path, streaming)
+    assert "half an emoji" in payload.decode("utf-8")

@@ -283,7 +283,7 @@ def test_tray_menu_running_healthy_full_layout() -> None:
         (
             running(token=TokenStatus(TokenHealth.EXPIRED)),
             "zh",
-            ["● ki2api — 运行中：127.0.0.1:8989", "令牌：已过期 — 请登录 Kiro"],
+            ["● ki2api — 运行中：127.0.0.1:8989", "令牌：已过期 — 请重新登录 Kiro"],
         ),
         (
             running(token=TokenStatus(TokenHealth.MISSING)),
@@ -342,7 +342,7 @@ def test_tray_menu_zh_actions_are_translated() -> None:
         SEP,
         "打开日志文件夹",
         "打开配置文件",
-        "登录时启动",
+        "登录时自动启动",
         SEP,
         "退出 ki2api",
     ]

@@ -46,7 +46,10 @@ class QuietAbort(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        while exc is not None:
+        seen: set[int] = set()
+        # Exception chains can loop (a context that points back), so stop at the first repeat.
+        while exc is not None and id(exc) not in seen:
+            seen.add(id(exc))
             if isinstance(exc, self.exc_type):
                 return False
             group = getattr(exc, "exceptions", None)
