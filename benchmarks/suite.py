@@ -250,6 +250,7 @@ async def live_figures(plan: Plan, fake: FakeKiroProcess, server: ServerProcess)
         )
         # The memory figures come first: "idle" must be measured before any request.
         memory = await memory_figures(live)
+        # Those requests warmed ki2api (connections, caches); give the direct side the same head start.
         await streamed_requests(live.direct, count=plan.many_clients, clients=plan.many_clients, events=10)
         return {
             "paced": await paced_figures(live),

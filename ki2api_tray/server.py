@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import secrets
 import time
 import uuid
@@ -91,7 +92,14 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await keeper
 
-    app = FastAPI(title="ki2api", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="ki2api",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        default_response_class=SurrogateSafeJSONResponse,
+    )
     expected_key = settings.api_key.encode("utf-8")
 
     def check_key(request: Request) -> None:
@@ -116,7 +124,7 @@ def create_app(
             if len(body) > settings.max_body_bytes:
                 raise _too_large(settings.max_body_bytes)
         try:
-            return json.loads(body)
+            return json.loads(body, parse_constant=_not_json_constant, parse_float=_finite_float)
         except RecursionError as exc:
             raise InvalidRequest("The request body is nested too deeply.") from exc
         except ValueError as exc:
@@ -207,7 +215,7 @@ def create_app(
         if not chat.stream:
             events = await settle(request, _collect(first, batches))
             reporter.request_finished(True)
-            return JSONResponse(
+            return SurrogateSafeJSONResponse(
                 openai_completion(events, model=chat.model, completion_id=completion_id, created=created)
             )
         options = raw.get("stream_options") if isinstance(raw, dict) else None
@@ -217,17 +225,17 @@ def create_app(
         )
 
         def encode(batch: list[StreamEvent]) -> bytes:
-            return b"".join(format_sse(chunk) for event in batch for chunk in encoder.encode(event))
+            return b"".join(_sse_event(chunk) for event in batch for chunk in encoder.encode(event))
 
-        opening = b"".join(format_sse(chunk) for chunk in encoder.start())
+        opening = b"".join(_sse_event(chunk) for chunk in encoder.start())
         return _sse(
             opening,
             first,
             batches,
             encode=encode,
-            error=lambda e: format_sse(openai_error_body(e)),
+            error=lambda e: _sse_event(openai_error_body(e)),
             keepalive=b": keep-alive\n\n",
-            closing=format_sse("[DONE]"),
+            closing=_sse_event("[DONE]"),
             reporter=reporter,
             stopping=stopping,
         )
@@ -242,20 +250,20 @@ def create_app(
             events = await settle(request, _collect(first, batches))
             reporter.request_finished(True)
             body = anthropic_message(events, model=chat.model, message_id=message_id, input_tokens=turn.input_tokens)
-            return JSONResponse(body)
+            return SurrogateSafeJSONResponse(body)
         encoder = AnthropicStreamEncoder(model=chat.model, message_id=message_id, input_tokens=turn.input_tokens)
 
         def encode(batch: list[StreamEvent]) -> bytes:
-            return b"".join(format_sse(data, name) for event in batch for name, data in encoder.encode(event))
+            return b"".join(_sse_event(data, name) for event in batch for name, data in encoder.encode(event))
 
         ping_name, ping_data = AnthropicStreamEncoder.ping()
         return _sse(
-            b"".join(format_sse(data, name) for name, data in encoder.start()),
+            b"".join(_sse_event(data, name) for name, data in encoder.start()),
             first,
             batches,
             encode=encode,
-            error=lambda e: format_sse(anthropic_error_body(e), "error"),
-            keepalive=format_sse(ping_data, ping_name),
+            error=lambda e: _sse_event(anthropic_error_body(e), "error"),
+            keepalive=_sse_event(ping_data, ping_name),
             closing=b"",
             reporter=reporter,
             stopping=stopping,
@@ -267,6 +275,49 @@ def create_app(
         return anthropic_count_tokens(await read_json(request))
 
     return app
+
+
+class SurrogateSafeJSONResponse(JSONResponse):
+    """JSON that survives a lone UTF-16 surrogate, which a client's or Kiro's `\\ud83d` escape can carry in.
+
+    Such a string cannot be UTF-8; the plain renderer would fail and turn good input into a 500.
+    Falling back to ASCII escapes keeps the same (valid JSON) text, as the Kiro request encoder does.
+    """
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+# Python's str.splitlines (and so httpx's `iter_lines`, which SSE readers build on) also ends a line at
+# these. In JSON text they can only sit inside strings, where their \u escapes mean the same.
+_SPLITLINES_BREAKS = ((b"\xc2\x85", b"\\u0085"), (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
+
+
+def _sse_event(data: Any, event: str | None = None) -> bytes:
+    """One SSE message whose JSON never breaks a line reader, even with lone surrogates or U+2028 inside."""
+    try:
+        raw = format_sse(data, event)
+    except UnicodeEncodeError:
+        return format_sse(json.dumps(data, separators=(",", ":")), event)  # all ASCII
+    for char, escape in _SPLITLINES_BREAKS:
+        if char in raw:
+            raw = raw.replace(char, escape)
+    return raw
+
+
+def _not_json_constant(name: str) -> Any:
+    # Python's parser accepts NaN and Infinity; JSON, Kiro and every client's parser do not.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
 
 
 def _too_large(limit: int) -> RequestTooLarge:
@@ -282,7 +333,7 @@ def _is_anthropic(request: Request) -> bool:
 
 def _error_response(request: Request, error: Ki2apiError) -> JSONResponse:
     body = anthropic_error_body(error) if _is_anthropic(request) else openai_error_body(error)
-    return JSONResponse(body, status_code=error.status)
+    return SurrogateSafeJSONResponse(body, status_code=error.status)
 
 
 class _ClientGone(Exception):

@@ -245,7 +245,12 @@ def _empty_thinking_block() -> dict[str, Any]:
 def _input(call: ToolCall) -> dict[str, Any]:
     # ToolCall.arguments is promised to be a JSON object; anything else would break every client's parser.
     try:
-        value = json.loads(call.arguments) if call.arguments else {}
-    except ValueError:
+        value = json.loads(call.arguments, parse_constant=_null_for_constant) if call.arguments else {}
+    except (ValueError, RecursionError):
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def _null_for_constant(name: str) -> None:
+    # A model's raw tool input may say NaN or Infinity; Python's parser takes them, JSON (and clients) do not.
+    return None

@@ -108,13 +108,18 @@ def _tool_input(arguments: str) -> dict[str, Any]:
     if not arguments.strip():
         return {}
     try:
-        parsed = json.loads(arguments)
-    except ValueError:
+        parsed = json.loads(arguments, parse_constant=_not_json_constant)
+        if not isinstance(parsed, dict):
+            return {"raw": arguments}
+        result: dict[str, Any] = _without_empty_keys(parsed)
+    except (ValueError, RecursionError):
         return {"raw": arguments}
-    if not isinstance(parsed, dict):
-        return {"raw": arguments}
-    result: dict[str, Any] = _without_empty_keys(parsed)
     return result
+
+
+def _not_json_constant(name: str) -> Any:
+    # Python's parser accepts NaN and Infinity, but Kiro rejects a body that contains them.
+    raise ValueError(name)
 
 
 def _tool_use(call: ToolCallPart) -> dict[str, Any]:
