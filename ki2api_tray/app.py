@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import multiprocessing
 import signal
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from . import __version__
-from .config import ConfigError, Settings, load_settings
+from .config import ConfigError, Settings, is_loopback, load_settings
 from .logs import configure_logging, guard_std_streams
 from .server import create_app
 from .service import ProxyService
@@ -131,21 +130,12 @@ def run_desktop(settings: Settings) -> int:
 
 def exposure_refusal(settings: Settings) -> str:
     """Why we refuse to listen beyond this machine, or "" when the setup is safe."""
-    if not settings.uses_default_key or _is_loopback(settings.host):
+    if not settings.uses_default_key or is_loopback(settings.host):
         return ""
     return (
         f"refusing to listen on {settings.host} with the public default API key: anyone who can reach this "
         "machine could use your Kiro account. Set API_KEY to a secret of your own, or listen on 127.0.0.1."
     )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def serve(runtime: Runtime) -> int:

@@ -6,11 +6,12 @@ overrides as arguments, so tests and the tray build settings the same way.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,19 @@ ENVIRONMENT = {
 
 # Keys a person may put in config.json: every field except the derived paths.
 FILE_KEYS = frozenset(f.name for f in fields(Settings)) - {"app_paths"}
+# Field annotations are strings (postponed evaluation); the first word is the type to convert to.
+_FIELD_TYPES = {f.name: str(f.type).split(" ")[0] for f in fields(Settings)}
+_DEFAULTS = {f.name: f.default for f in fields(Settings) if f.default is not MISSING}
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, "localhost")."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ConfigError(ValueError):
@@ -114,21 +128,20 @@ class ConfigError(ValueError):
 
 def _convert(name: str, value: Any, source: str) -> Any:
     """Turn a raw value into the field's type, with an error that says where the bad value came from."""
-    default = getattr(Settings(), name) if name not in ("token_file", "profile_file") else Path()
+    kind = _FIELD_TYPES[name]
+    if value is None or value == "":
+        return _DEFAULTS.get(name)
     try:
-        if value is None or value == "":
-            return None if default is None else getattr(Settings(), name)
-        if isinstance(default, bool):
-            return str(value).lower() in ("1", "true", "yes", "on")
-        if isinstance(default, int):
+        if kind == "int":
             return int(value)
-        if isinstance(default, float):
+        if kind == "float":
             return float(value)
-        if isinstance(default, Path):
+        if kind == "Path":
             return Path(str(value)).expanduser()
         return str(value)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{source}: {name} must be a {type(default).__name__}, got {value!r}") from exc
+        wanted = {"int": "a whole number", "float": "a number"}.get(kind, f"a {kind}")
+        raise ConfigError(f"{source}: {name} must be {wanted}, got {value!r}") from exc
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

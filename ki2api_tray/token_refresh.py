@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import ipaddress
 import re
 import socket
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from .config import Settings
+from .config import Settings, is_loopback
 from .core.errors import KiroLoginRequired, KiroUnavailable
 from .token_file import ClientRegistration, TokenRecord
 
@@ -118,22 +117,13 @@ def _checked_token_endpoint(record: TokenRecord) -> httpx.URL:
             endpoint, issuer = None, None
         if endpoint is None or not endpoint.host:
             problem = "The Kiro login's token endpoint is not a valid URL"
-        elif endpoint.scheme != "https" and not (endpoint.scheme == "http" and _is_loopback(endpoint.host)):
+        elif endpoint.scheme != "https" and not (endpoint.scheme == "http" and is_loopback(endpoint.host)):
             problem = f"The Kiro login's token endpoint on {endpoint.host} does not use https"
         elif issuer is not None and issuer.host != endpoint.host:
             problem = f"The Kiro login's token endpoint ({endpoint.host}) is not on its issuer's host ({issuer.host})"
         else:
             return endpoint
     raise KiroLoginRequired(f"{problem}, so ki2api will not send the refresh token there: log in to Kiro again")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def first_profile_arn(
