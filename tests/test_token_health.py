@@ -71,3 +71,10 @@ def test_token_status_names_source_and_kind() -> None:
 )
 def test_span_reads_like_a_person(delta: timedelta, text: str) -> None:
     assert span(delta) == text
+
+
+@pytest.mark.parametrize(("refresh", "renewable"), [("aor", True), ("", False)])
+def test_expired_token_is_renewable_only_with_a_refresh_token(refresh: str, renewable: bool) -> None:
+    # The tray stays calm (amber, no "log in" alarm) only when ki2api can renew the token itself.
+    status = token_status(login(-30, refresh=refresh), token_file=FILE, now=NOW, margin=MARGIN)
+    assert (status.health, status.renewable) == (TokenHealth.EXPIRED, renewable)

@@ -137,7 +137,7 @@ def test_store_health_follows_the_clock(token_path: Path, settings: Settings, cl
     heard: list[TokenStatus] = []
     store = TokenStore(settings, on_status=heard.append, clock=clock)
     assert store.reload() == TokenStatus(
-        TokenHealth.VALID, NOW + timedelta(minutes=60), "social", str(token_path), "expires in 60 min"
+        TokenHealth.VALID, NOW + timedelta(minutes=60), "social", str(token_path), "expires in 60 min", renewable=True
     )
     clock.advance(minutes=56)
     assert (store.status().health, store.status().detail) == (
