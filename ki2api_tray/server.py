@@ -478,10 +478,11 @@ async def _next_item(queue: asyncio.Queue[object], stopping: Callable[[], bool])
             return queue.get_nowait()
         if waited >= KEEPALIVE_SECONDS:
             return None
+        wait = min(STOP_POLL_SECONDS, KEEPALIVE_SECONDS - waited)
         try:
-            return await asyncio.wait_for(queue.get(), STOP_POLL_SECONDS)
+            return await asyncio.wait_for(queue.get(), wait)
         except asyncio.TimeoutError:
-            waited += STOP_POLL_SECONDS
+            waited += wait
     return _server_stopping()
 
 

@@ -218,6 +218,14 @@ WRONG: dict[str, dict[str, Any]] = {
     "tools-object": {"tools": {"name": "x"}},
     "tool-without-name": {"tools": [{"type": "function", "function": {}}]},
     "tool-choice-number": {"tool_choice": 3},
+    "image-non-ascii-base64": {
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAA\u00e9"}}],
+            }
+        ]
+    },
     "image-garbage": {
         "messages": [
             {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,@@@"}}]}
@@ -235,11 +243,20 @@ def test_openai_wrong_types_are_400(proxy: Proxy, fields: dict[str, Any]) -> Non
 
 
 ANTHROPIC_WRONG: dict[str, dict[str, Any]] = {
-    # Deliberately lenient there: untyped or unknown blocks keep their text, an unknown tool_choice means "auto".
+    # Deliberately lenient there: untyped or unknown blocks keep their text, an unknown tool_choice means
+    # "auto", and a `stream` that is not true means no stream (see tests/core/test_anthropic_format.py).
     **{
         k: v
         for k, v in WRONG.items()
-        if k not in ("tool-without-name", "image-garbage", "part-without-type", "tool-choice-number")
+        if k
+        not in (
+            "tool-without-name",
+            "image-garbage",
+            "part-without-type",
+            "tool-choice-number",
+            "stream-string",
+            "image-non-ascii-base64",
+        )
     },
     "system-number": {"system": 5},
     "tool-use-input-string": {
@@ -336,6 +353,22 @@ def test_huge_conversation_is_400_context_too_long(proxy: Proxy, path: str) -> N
     assert "too long" in error["message"]
 
 
+@pytest.mark.parametrize(
+    "data",
+    ["AAA", "A", "====", " \n ", "AAAA\u00e9\u00e9=="],
+    ids=["unpadded", "one-char", "padding-only", "blank", "non-ascii"],
+)
+def test_image_with_broken_base64_is_400_before_kiro(proxy: Proxy, data: str) -> None:
+    # Found by the API fuzz: Kiro answers such an image with a bare "Improperly formed request".
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}
+    raw = anthropic_raw(messages=[{"role": "user", "content": [image, {"type": "text", "text": "what is it?"}]}])
+
+    with reaches_kiro(proxy, False):
+        response = send(proxy, ANTHROPIC_PATH, json.dumps(raw).encode())
+
+    assert "base64" in assert_error_shape(response, ANTHROPIC_PATH, 400)["message"]
+
+
 def _raw_text_frame(json_text: bytes) -> bytes:
     """An assistantResponseEvent whose payload bytes are exactly `json_text` (the test encoder re-encodes dicts)."""
     headers = {":event-type": "assistantResponseEvent", ":content-type": "application/json", ":message-type": "event"}
@@ -383,7 +416,9 @@ _arguments = st.one_of(_any_text, _deep, st.dictionaries(_any_text, _loose_json,
 _user_parts = st.one_of(
     st.builds(TextPart, _any_text),
     st.builds(
-        ImagePart, st.sampled_from(["image/png", "image/gif", "text/plain", ""]), st.sampled_from([PNG, "", "@@"])
+        ImagePart,
+        st.sampled_from(["image/png", "image/gif", "text/plain", ""]),
+        st.sampled_from([PNG, "", "@@", "AAA", "AAAA\u00e9="]),
     ),
     st.builds(ToolResultPart, _any_text, _any_text, st.booleans()),
 )

@@ -75,9 +75,6 @@ def anthropic_to_chat(body: object) -> ChatRequest:
             raise InvalidRequest(f'`{where}.role` must be "user" or "assistant".', param=f"{where}.role")
     if not messages:
         raise InvalidRequest("`messages` must contain at least one user or assistant message.", param="messages")
-    stream = body.get("stream")
-    if stream is not None and not isinstance(stream, bool):
-        raise InvalidRequest("`stream` must be true or false.", param="stream")
 
     return ChatRequest(
         model=model,
@@ -86,7 +83,7 @@ def anthropic_to_chat(body: object) -> ChatRequest:
         tools=_tools(body.get("tools")),
         tool_choice=_tool_choice(body.get("tool_choice")),
         max_tokens=_max_tokens(body.get("max_tokens")),
-        stream=stream is True,
+        stream=body.get("stream") is True,
         thinking=_thinking(body.get("thinking"), body.get("output_config")),
     )
 

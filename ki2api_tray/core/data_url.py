@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import binascii
 import re
 from base64 import b64decode
 
@@ -32,6 +31,6 @@ def image_from_data_url(url: str) -> ImagePart:
         raise ValueError("contains no image data")
     try:
         b64decode(data, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a non-ASCII character
         raise ValueError("does not contain valid base64 data") from None
     return ImagePart(media_type=media_type, data=data)

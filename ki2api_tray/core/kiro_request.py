@@ -7,6 +7,7 @@ prompt, thinking switches, images and tool results, and refuses bodies Kiro woul
 from __future__ import annotations
 
 import json
+from base64 import b64decode
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -90,7 +91,15 @@ def _image(part: ImagePart) -> dict[str, Any]:
             param="messages",
         )
     # Kiro wants plain base64; MIME-style line breaks from some clients would make it invalid.
-    return {"format": image_format, "source": {"bytes": "".join(part.data.split())}}
+    data = "".join(part.data.split())
+    try:
+        valid = bool(b64decode(data, validate=True))
+    except ValueError:  # binascii.Error, or a non-ASCII character
+        valid = False
+    if not valid:
+        # Kiro answers a bad image with a bare "Improperly formed request"; say what is wrong instead.
+        raise UnsupportedImage("An image's data is not valid base64, so Kiro cannot read it.", param="messages")
+    return {"format": image_format, "source": {"bytes": data}}
 
 
 def _without_empty_keys(value: Any) -> Any:
