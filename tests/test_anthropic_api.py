@@ -14,7 +14,7 @@ import anthropic
 import httpx
 import pytest
 
-from ki2api_tray import server
+from ki2api_tray import responses
 from ki2api_tray.config import DEFAULT_API_KEY
 from tests.fake_kiro import TOO_LONG, ErrorReply, StreamReply, scenarios
 from tests.fixtures_kiro import KiroEnv
@@ -149,7 +149,7 @@ def test_messages_stream_full_event_sequence(proxy: Proxy, raw: httpx.Client) ->
 def test_messages_stream_pings_while_kiro_is_silent(
     proxy: Proxy, raw: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(server, "KEEPALIVE_SECONDS", 0.05)
+    monkeypatch.setattr(responses, "KEEPALIVE_SECONDS", 0.05)
     proxy.kiro.fake.script(StreamReply([*scenarios.text("Hold ", "on."), *scenarios.usage()], pause=(1, 0.5)))
     body = {"model": MODEL, "max_tokens": 64, "stream": True, "messages": [{"role": "user", "content": "wait"}]}
     names = [name for name, _ in sse_events(raw.post("/v1/messages", json=body).text)]

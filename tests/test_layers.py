@@ -20,6 +20,8 @@ FORBIDDEN = {
     "tokens": {"server", "service", "tray", "app", "upstream"},
     "server": {"service", "tray", "app"},
     "relay": {"server", "service", "tray", "app"},
+    "responses": {"server", "service", "tray", "app"},
+    "keeper": {"server", "service", "tray", "app"},
     "service": {"tray", "app"},
     "tray": {"server", "upstream", "tokens", "relay", "app"},
 }
