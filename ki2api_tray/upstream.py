@@ -47,6 +47,7 @@ SDK_VERSION = "1.0.34"
 NODE_VERSION = "22.21.1"
 TARGET = "AmazonCodeWhispererStreamingService.GenerateAssistantResponse"
 MODEL_LIST_TTL = 3600.0
+MODEL_LIST_RETRY = 60.0  # after a failed lookup, try Kiro again this soon instead of in an hour
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 BEARER_INVALID = "bearer token included in the request is invalid"
 
@@ -152,7 +153,8 @@ class KiroClient:
                 self._http.send(request, stream=True), timeout=self._settings.first_byte_timeout
             )
         except asyncio.TimeoutError as exc:
-            raise _Retryable(self._first_byte_timeout()) from exc
+            # Not retried: the person already waited the whole timeout once (retries would multiply it).
+            raise self._first_byte_timeout() from exc
         except httpx.TransportError as exc:
             raise _Retryable(_unreachable(url, exc)) from exc
         try:
@@ -169,7 +171,7 @@ class KiroClient:
                 return None
             except asyncio.TimeoutError as exc:
                 if first:
-                    raise _Retryable(self._first_byte_timeout()) from exc
+                    raise self._first_byte_timeout() from exc
                 raise UpstreamTimeout(
                     f"Kiro went silent for {timeout:g} s in the middle of the answer, so ki2api ended it. "
                     "Try again; raise KI2API_IDLE_TIMEOUT if long pauses are expected."
@@ -242,18 +244,19 @@ class KiroClient:
     # --- models and quota -------------------------------------------------------------------------
 
     async def models(self) -> tuple[ModelInfo, ...]:
-        """Models this account may use, cached for an hour; the static list whenever Kiro can't say."""
+        """Models this account may use, cached for an hour; the static list (for a minute) when Kiro can't say."""
         if self._models and time.monotonic() - self._models_at < MODEL_LIST_TTL:
             return self._models
         async with self._models_lock:
             if self._models and time.monotonic() - self._models_at < MODEL_LIST_TTL:
                 return self._models
+            self._models_at = time.monotonic()
             try:
                 self._models = await self._fetch_models() or STATIC_MODELS
             except (Ki2apiError, httpx.HTTPError, ValueError) as exc:
                 log.warning("could not list Kiro models (%s); using the built-in list", _describe(exc))
                 self._models = STATIC_MODELS
-            self._models_at = time.monotonic()
+                self._models_at -= MODEL_LIST_TTL - MODEL_LIST_RETRY
             return self._models
 
     async def _fetch_models(self) -> tuple[ModelInfo, ...]:

@@ -265,6 +265,20 @@ def test_slow_first_byte_is_a_timeout_that_names_the_setting(quick_proxy: Proxy,
     assert "KI2API_FIRST_BYTE_TIMEOUT" in message
 
 
+def test_slow_first_byte_is_not_retried(kiro_env: KiroEnv) -> None:
+    # Retrying would make the person wait (retries + 1) x the timeout for the same answer.
+    runtime = start_proxy(kiro_env, first_byte_timeout=0.5, max_retries=3)
+    try:
+        response = post(
+            Proxy(runtime, f"http://{runtime.state.snapshot().address}", kiro_env), OPENAI, "[[fake:slow:3]]"
+        )
+    finally:
+        runtime.service.close()
+
+    assert response.status_code == 504
+    assert len(kiro_env.fake.chat_requests()) == 1
+
+
 @pytest.mark.parametrize("api", APIS)
 def test_long_pause_mid_stream_ends_with_timeout_event(quick_proxy: Proxy, api: Api) -> None:
     status, events = stream(quick_proxy, api, "hi [[fake:pause:5]]")

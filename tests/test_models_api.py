@@ -11,6 +11,7 @@ import anthropic
 import openai
 import pytest
 
+from ki2api_tray import upstream
 from tests.fake_kiro import MODEL_IDS, TOO_LONG, ErrorReply, StreamReply, scenarios
 from tests.fixtures_proxy import Proxy
 
@@ -30,6 +31,19 @@ def ask(proxy: Proxy, model: str, text: str = "hi", **kwargs: Any) -> Any:
 
 
 # --- listing ----------------------------------------------------------------------------------------
+
+
+def test_models_list_falls_back_then_asks_kiro_again(proxy: Proxy, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A failed lookup must not pin the built-in list for an hour (found by the fault tests).
+    monkeypatch.setattr(upstream, "MODEL_LIST_RETRY", 0.0)
+    proxy.kiro.fake.fail_next("/ListAvailableModels", 500, {"message": "down", "reason": None})
+    lookups = lambda: [r for r in proxy.kiro.fake.requests if r.path == "/ListAvailableModels"]  # noqa: E731
+
+    fallback = [model.id for model in proxy.openai().models.list()]
+    after = [model.id for model in proxy.openai().models.list()]
+
+    assert "claude-sonnet-4-20250514" in fallback  # the built-in list still answers
+    assert len(lookups()) >= 2 and MODEL_IDS <= set(after)
 
 
 def test_models_list_openai_has_kiro_ids_and_dashed_aliases(proxy: Proxy) -> None:
