@@ -286,9 +286,9 @@ class ProxyService:
         if self._closed.is_set() or self._health_thread is not None:
             return
         self.reload_token()
-        if self.settings.access_token is None:
-            self._watcher = TokenFileWatcher(self.settings.token_file, self.reload_token)
-            self._watcher.start()
+        # Watched even with a token in the environment: that seed is used only while the file is missing.
+        self._watcher = TokenFileWatcher(self.settings.token_file, self.reload_token)
+        self._watcher.start()
         self._health_thread = threading.Thread(target=self._health_loop, name="ki2api-health", daemon=True)
         self._health_thread.start()
 

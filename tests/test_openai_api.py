@@ -402,8 +402,8 @@ def test_server_restart_keeps_answering(proxy: Proxy) -> None:
     assert proxy.runtime.state.snapshot().phase.value == "stopped"
     assert service.start()
 
-    assert proxy.runtime.state.snapshot().address != "" and address
     restarted = proxy.runtime.state.snapshot().address
+    assert restarted and restarted.split(":")[0] == address.split(":")[0]
     client = openai.OpenAI(base_url=f"http://{restarted}/v1", api_key="ki2api-key-2024", max_retries=0)
     reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "after"}])
     assert reply.choices[0].message.content == "Echo: after"
