@@ -116,12 +116,15 @@ class TrayUI:
         status = state.snapshot()
         self._seen = status  # the last snapshot notifications were decided on
         self._level = level_of(status)  # the level the icon image shows
-        self.icon = (icon_cls or pystray.Icon)(
-            "ki2api-tray",
-            icon=status_icon(self._level),
-            title=tooltip(status, self.tr, clock()),
-            menu=self.build_menu(),
-        )
+        cls = icon_cls or pystray.Icon
+        # pystray's X11 backend writes the title as a Latin-1 window name and crashes on "—" or Chinese;
+        # it shows no tooltip anyway, so there the title only has to be harmless.
+        self._latin1_title = cls.__module__.endswith("._xorg")
+        self.icon = cls("ki2api-tray", icon=status_icon(self._level), title=self._title(status), menu=self.build_menu())
+
+    def _title(self, status: Status) -> str:
+        text = tooltip(status, self.tr, self._clock())
+        return text.encode("latin-1", "replace").decode("latin-1") if self._latin1_title else text
 
     # --- menu ------------------------------------------------------------------------------------------
 
@@ -333,7 +336,7 @@ class TrayUI:
             if level is not self._level:
                 self._level = level
                 self.icon.icon = status_icon(level)
-            self.icon.title = tooltip(status, self.tr, self._clock())
+            self.icon.title = self._title(status)
             self.icon.update_menu()
         except Exception:
             log.warning("updating the tray failed", exc_info=True)

@@ -827,3 +827,32 @@ def test_desktop_child_environment(environ: dict[str, str], frozen: bool, expect
     env = child_environment(environ, frozen)
     assert env.get("LD_LIBRARY_PATH") == expected
     assert "LD_LIBRARY_PATH_ORIG" not in env
+
+
+class XorgLikeIcon(RecordingIcon):
+    """Like pystray's X11 backend: the title becomes a Latin-1 window name (it raised on "—" before)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["title"].encode("latin-1")  # what Xlib does when the window is created
+        super().__init__(*args, **kwargs)
+
+    def _update_title(self) -> None:
+        self.title.encode("latin-1")
+        super()._update_title()
+
+
+XorgLikeIcon.__module__ = "pystray._xorg"
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_tray_titles_survive_the_x11_backend(language: str) -> None:
+    # The frozen Linux app uses the X11 backend; a title with "—" or Chinese crashed it at start.
+    state = AppState(running(phase=Phase.ERROR, last_error="Port 8989 is already in use — another ki2api"))
+    tray = TrayUI(
+        FakeService(state), state, Settings(), icon_cls=XorgLikeIcon, desktop=FakeDesktop(),
+        autostart=FakeAutostart(), language=language,
+    )  # fmt: skip
+
+    tray._apply(running())
+
+    assert tray.icon.title.startswith("ki2api")
