@@ -148,13 +148,14 @@ def serve(runtime: Runtime) -> int:
     signal.signal(signal.SIGINT, on_signal)
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, on_signal)
-    service, settings = runtime.service, runtime.settings
+    service = runtime.service
     if not service.start():
         print(f"ki2api: {runtime.state.snapshot().last_error}", file=sys.stderr)
         service.close()
         return 1
     token = runtime.state.snapshot().token
-    print(f"ki2api {__version__}: OpenAI and Anthropic APIs on {settings.base_url}", file=sys.stderr)
+    address = runtime.state.snapshot().address  # the bound one: port 0 in the settings picks a free port
+    print(f"ki2api {__version__}: OpenAI and Anthropic APIs on http://{address}/v1", file=sys.stderr)
     print(f"ki2api: Kiro token {token.health.value}{': ' + token.detail if token.detail else ''}", file=sys.stderr)
     print("ki2api: press Ctrl-C to stop", file=sys.stderr)
     try:
