@@ -138,10 +138,16 @@ class TrayUI:
             item(lambda _: requests_line(snap(), tr), None, enabled=False),
             item(lambda _: quota_line(snap().quota, tr), None, enabled=False),
             pystray.Menu.SEPARATOR,
-            item(lambda _: tr("menu.stop" if self._serving() else "menu.start"), self.toggle_server, default=True),
+            item(lambda _: tr("menu.stop" if self._serving() else "menu.start"), self.toggle_server),
             item(lambda _: tr("menu.copy_url", url=self.base_url()), self.copy_base_url),
             item(tr("menu.copy_key"), self.copy_api_key),
-            item(tr("menu.open_status"), self.open_status_page, enabled=lambda _: snap().phase is Phase.RUNNING),
+            # The default item is what a left click does on Windows: something harmless, never Stop.
+            item(
+                tr("menu.open_status"),
+                self.open_status_page,
+                enabled=lambda _: snap().phase is Phase.RUNNING,
+                default=True,
+            ),
             pystray.Menu.SEPARATOR,
             item(tr("menu.open_logs"), self.open_logs),
             item(tr("menu.open_config"), self.open_config),

@@ -326,10 +326,10 @@ def test_tray_menu_requests_and_quota_lines(status: Status, language: str, reque
         (running(phase=Phase.ERROR, address="", last_error=port_in_use_message(8989)), "Start server"),
     ],
 )
-def test_tray_menu_toggle_label_follows_phase_and_is_default(status: Status, toggle: str) -> None:
+def test_tray_menu_toggle_label_follows_phase(status: Status, toggle: str) -> None:
     tray, _, _ = make_tray(status)
     item = item_named(tray, toggle)
-    assert item.default
+    assert not item.default  # a stray left click on Windows must never stop the server
 
 
 def test_tray_menu_zh_actions_are_translated() -> None:
@@ -496,11 +496,13 @@ def test_tray_action_start_server_when_stopped() -> None:
     assert state.snapshot().phase is Phase.RUNNING
 
 
-def test_tray_action_default_item_is_what_a_left_click_does() -> None:
+def test_tray_action_left_click_opens_the_status_page() -> None:
     service = FakeService(AppState())
-    tray, _, icon = make_tray(running(phase=Phase.STOPPED, address=""), service=service)
+    desktop = FakeDesktop()
+    tray, _, icon = make_tray(running(), service=service, desktop=desktop)
     icon.menu(icon)  # what pystray runs on a left click (win32/gtk)
-    wait_for(lambda: service.calls == ["start"])
+    assert desktop.opened == ["http://127.0.0.1:8989/"]
+    assert service.calls == []
 
 
 def test_tray_action_quit_stops_service_hides_and_stops_icon() -> None:
