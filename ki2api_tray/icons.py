@@ -1,6 +1,6 @@
 """The tray icon, drawn with Pillow: a violet tile with a white "K›" glyph and a status badge.
 
-Drawn at 4x and scaled down so edges stay smooth at 16-64 px. The badge colour is the state
+Drawn at 4x (or more) and scaled down so edges stay smooth at 16-64 px. The badge colour is the state
 (green / amber / red / grey); a stopped server also greys the tile, so it reads at a glance.
 """
 
@@ -28,28 +28,32 @@ BADGE: dict[Level, tuple[int, int, int]] = {
 @lru_cache(maxsize=16)
 def status_icon(level: Level, size: int = SIZE) -> Image.Image:
     """The tray image for a level; cached because the tray asks for it on every refresh."""
-    big = SIZE * _SCALE
-    image = Image.new("RGBA", (big, big), (0, 0, 0, 0))
-    _draw_tile(image, TILE_OFF if level is Level.OFF else TILE)
-    _draw_glyph(ImageDraw.Draw(image))
-    _draw_badge(ImageDraw.Draw(image), BADGE[level])
-    return image.resize((size, size), Image.Resampling.LANCZOS)
+    return _render(size, TILE_OFF if level is Level.OFF else TILE, BADGE[level])
 
 
 def app_icon(size: int = 256) -> Image.Image:
     """The application icon (installers, .ico/.icns): the tile and glyph without a badge."""
-    big = SIZE * _SCALE
+    return _render(size, TILE, None)
+
+
+def _render(size: int, tile: dict[str, tuple[int, int, int]], badge: tuple[int, int, int] | None) -> Image.Image:
+    # Drawn on a 64-unit grid at least 4x the target size, then scaled down: crisp edges at any size.
+    scale = max(_SCALE, -(-size * _SCALE // SIZE))
+    big = SIZE * scale
     image = Image.new("RGBA", (big, big), (0, 0, 0, 0))
-    _draw_tile(image, TILE)
-    _draw_glyph(ImageDraw.Draw(image))
+    _draw_tile(image, tile, scale)
+    draw = ImageDraw.Draw(image)
+    _draw_glyph(draw, scale)
+    if badge is not None:
+        _draw_badge(draw, badge, scale)
     return image.resize((size, size), Image.Resampling.LANCZOS)
 
 
-def _s(*values: float) -> list[float]:
-    return [v * _SCALE for v in values]
+def _s(scale: int, *values: float) -> list[float]:
+    return [v * scale for v in values]
 
 
-def _draw_tile(image: Image.Image, colours: dict[str, tuple[int, int, int]]) -> None:
+def _draw_tile(image: Image.Image, colours: dict[str, tuple[int, int, int]], scale: int) -> None:
     """A rounded square with a top-to-bottom gradient, like a desktop app icon."""
     big = image.width
     gradient = Image.new("RGBA", (big, big))
@@ -60,20 +64,20 @@ def _draw_tile(image: Image.Image, colours: dict[str, tuple[int, int, int]]) -> 
         colour = tuple(round(a + (b - a) * t) for a, b in zip(top, bottom, strict=True))
         pixels.line([(0, y), (big, y)], fill=(*colour, 255))
     mask = Image.new("L", (big, big), 0)
-    ImageDraw.Draw(mask).rounded_rectangle(_s(2, 2, 62, 62), radius=14 * _SCALE, fill=255)
+    ImageDraw.Draw(mask).rounded_rectangle(_s(scale, 2, 2, 62, 62), radius=14 * scale, fill=255)
     image.paste(gradient, (0, 0), mask)
 
 
-def _draw_glyph(draw: ImageDraw.ImageDraw) -> None:
+def _draw_glyph(draw: ImageDraw.ImageDraw, scale: int) -> None:
     """A bold "K" with a chevron after it: Kiro, passed on."""
     white = (255, 255, 255, 255)
-    draw.rectangle(_s(11, 13, 19.5, 51), fill=white)  # stem
-    draw.polygon(_s(19.5, 29, 30, 13, 40, 13, 19.5, 43), fill=white)  # upper arm
-    draw.polygon(_s(23.5, 37, 29, 30, 39, 51, 29, 51), fill=white)  # lower leg
-    draw.polygon(_s(41, 14, 47, 14, 55, 23, 47, 32, 41, 32, 49, 23), fill=white)  # chevron
+    draw.rectangle(_s(scale, 11, 13, 19.5, 51), fill=white)  # stem
+    draw.polygon(_s(scale, 19.5, 29, 30, 13, 40, 13, 19.5, 43), fill=white)  # upper arm
+    draw.polygon(_s(scale, 22, 38.5, 30.5, 26, 39, 51, 29, 51), fill=white)  # lower leg, overlapping the arm
+    draw.polygon(_s(scale, 41, 14, 47, 14, 55, 23, 47, 32, 41, 32, 49, 23), fill=white)  # chevron
 
 
-def _draw_badge(draw: ImageDraw.ImageDraw, colour: tuple[int, int, int]) -> None:
+def _draw_badge(draw: ImageDraw.ImageDraw, colour: tuple[int, int, int], scale: int) -> None:
     """A status dot in the lower-right corner with a white ring so it stands out on any tray."""
-    draw.ellipse(_s(39, 39, 64, 64), fill=(255, 255, 255, 255))
-    draw.ellipse(_s(42.5, 42.5, 60.5, 60.5), fill=(*colour, 255))
+    draw.ellipse(_s(scale, 39, 39, 64, 64), fill=(255, 255, 255, 255))
+    draw.ellipse(_s(scale, 42.5, 42.5, 60.5, 60.5), fill=(*colour, 255))
