@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -82,16 +83,26 @@ class ServerProcess:
     `cold_start` is the time from spawning the process to the first /health that says "running".
     """
 
-    def __init__(self, home: Path, state_dir: Path, kiro_url: str, log: IO[bytes]) -> None:
+    def __init__(
+        self,
+        home: Path,
+        state_dir: Path,
+        kiro_url: str,
+        log: IO[bytes],
+        *,
+        command: tuple[str, ...] = ("serve",),
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         env = {key: value for key, value in os.environ.items() if not _is_leaky(key)}
         env |= {"HOME": str(home), "USERPROFILE": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
         env |= {"KI2API_HOME": str(state_dir), "API_KEY": DEFAULT_API_KEY, "NO_PROXY": "*"}
         env |= {variable: kiro_url for variable in KIRO_URL_VARIABLES}
+        env |= {"KI2API_PORT": str(port), **(extra_env or {})}
         started = time.perf_counter()
         self._popen = subprocess.Popen(
-            [sys.executable, "-m", "ki2api_tray", "serve", "--port", str(port)],
+            [sys.executable, "-m", "ki2api_tray", *command],
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -137,3 +148,40 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self._popen.kill()
                 self._popen.wait()
+
+
+class VirtualScreen:
+    """An Xvfb display (and a trayer tray host when installed) for measuring the tray process."""
+
+    def __init__(self) -> None:
+        read_end, write_end = os.pipe()
+        self._processes = [
+            subprocess.Popen(
+                ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "640x480x24", "-nolisten", "tcp", "-noreset"],
+                pass_fds=(write_end,),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        ]
+        os.close(write_end)
+        with os.fdopen(read_end) as announced:
+            self.display = ":" + announced.readline().strip()
+        if shutil.which("trayer"):
+            self._processes.append(
+                subprocess.Popen(
+                    ["trayer", "--edge", "top", "--SetDockType", "true"],
+                    env={**os.environ, "DISPLAY": self.display},
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            time.sleep(0.5)  # let the tray host claim the system-tray selection before an icon docks
+
+    @staticmethod
+    def available() -> bool:
+        return sys.platform.startswith("linux") and shutil.which("Xvfb") is not None
+
+    def stop(self) -> None:
+        for process in reversed(self._processes):
+            process.terminate()
+            process.wait(10)

@@ -18,13 +18,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 
 from .clients import BenchmarkError, DirectSide, ProxySide, StreamTiming
 from .core_speed import events_per_second
 from .load import burst, paced_streams, requests_per_second, streamed_requests
-from .process import FakeKiroProcess, ServerProcess
+from .process import FakeKiroProcess, ServerProcess, VirtualScreen
 from .table import Figure, Target, render
 
 QUOTA_WAIT = 10.0  # ki2api reads the quota ~2 s after it starts; idle memory is measured after that
@@ -326,6 +327,39 @@ def _measure(plan: Plan, root: Path, log_path: Path) -> list[Figure]:
                 another = ServerProcess(home, root / f"state-{number}", fake.url, log)
                 another.stop()
                 cold.append(another.cold_start)
+            tray = tray_figures(home, root, fake.url, log)
     finally:
         fake.stop()
-    return [*live["paced"], *live["unpaced"], *live["nonstream"], *core, *live["memory"], cold_start_figure(cold)]
+    return [
+        *live["paced"],
+        *live["unpaced"],
+        *live["nonstream"],
+        *core,
+        *live["memory"],
+        cold_start_figure(cold),
+        *tray,
+    ]
+
+
+def tray_figures(home: Path, root: Path, kiro_url: str, log: IO[bytes]) -> list[Figure]:
+    """The double-click process itself (tray + server) on a virtual screen, with pystray's X11 backend: the one
+    the packaged Linux app uses. GTK (from a source install with python3-gi) costs about 90 MB more."""
+    if not VirtualScreen.available():
+        _progress("tray process not measured: it needs Xvfb (Linux)")
+        return []
+    _progress("tray process on a virtual screen")
+    screen = VirtualScreen()
+    try:
+        env = {"DISPLAY": screen.display, "PYSTRAY_BACKEND": "xorg"}
+        tray = ServerProcess(home, root / "state-tray", kiro_url, log, command=(), extra_env=env)
+        try:
+            time.sleep(2.5)  # past the start-up quota call, like the server figure
+            rss = tray.rss_mb()
+        finally:
+            tray.stop()
+    finally:
+        screen.stop()
+    return [
+        Figure("tray process (X11 backend): idle RSS after start", rss, "MB", Target("<=", 80)),
+        Figure("tray process: cold start to a running /health", tray.cold_start, "s", Target("<=", 1.5)),
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,9 @@ FIGURES = [
     "server process: RSS growth, requests",
     "server process: cold start to a running /health",
 ]
+# The tray process is measured on a virtual screen, where there is one (CI installs Xvfb).
+if sys.platform.startswith("linux") and shutil.which("Xvfb"):
+    FIGURES += ["tray process (X11 backend): idle RSS after start", "tray process: cold start to a running /health"]
 
 
 @pytest.fixture(scope="module")
