@@ -53,12 +53,11 @@ class ClientGone(Exception):
 
 
 def server_stopping() -> Ki2apiError:
-    error = Ki2apiError(
+    return Ki2apiError(
         "ki2api is stopping or restarting, so this request was cut short; send it again in a moment.",
         code="server_stopping",
+        status=503,
     )
-    error.status = 503
-    return error
 
 
 async def _disconnected(request: Request) -> None:

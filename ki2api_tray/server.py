@@ -154,10 +154,13 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        error = InvalidRequest(f"{request.method} {request.url.path}: {exc.detail}", code="not_found")
-        error.status = exc.status_code
-        if exc.status_code == 404:
-            error.kind = "not_found_error"
+        missing = exc.status_code == 404
+        error = InvalidRequest(
+            f"{request.method} {request.url.path}: {exc.detail}",
+            code="not_found" if missing else None,
+            status=exc.status_code,
+            kind="not_found_error" if missing else None,
+        )
         return _error_response(request, error)
 
     @app.exception_handler(ClientGone)

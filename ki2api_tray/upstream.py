@@ -325,14 +325,14 @@ def error_for_status(status: int, raw: bytes) -> Ki2apiError:
             reason=reason,
         )
     if status == 400 and reason == "INVALID_MODEL_ID":
-        error = UpstreamError(
+        return UpstreamError(
             f"Kiro does not offer this model to your account (check your Kiro plan). {said}",
             upstream_status=status,
             reason=reason,
             code="model_not_found",
+            status=400,
+            kind="invalid_request_error",
         )
-        error.status, error.kind = 400, "invalid_request_error"
-        return error
     if status == 402 or reason == "MONTHLY_REQUEST_COUNT":
         return QuotaExceeded(
             f"Your Kiro quota is used up for this month; it resets at the start of the next period. {said}",
@@ -346,20 +346,23 @@ def error_for_status(status: int, raw: bytes) -> Ki2apiError:
     if status in (401, 403):
         if status == 401 or BEARER_INVALID in message.lower():
             return KiroLoginRequired(f"Kiro rejected the token even after a refresh: log in to Kiro again. {said}")
-        error = UpstreamError(
-            f"Kiro refused the request. {said}", upstream_status=status, reason=reason, code="kiro_forbidden"
+        return UpstreamError(
+            f"Kiro refused the request. {said}",
+            upstream_status=status,
+            reason=reason,
+            code="kiro_forbidden",
+            status=403,
+            kind="permission_error",
         )
-        error.status, error.kind = 403, "permission_error"
-        return error
     if status == 400:
-        error = UpstreamError(
+        return UpstreamError(
             f"Kiro rejected the request. {said} If this repeats, please report it with the ki2api log file.",
             upstream_status=status,
             reason=reason,
             code="kiro_rejected_request",
+            status=400,
+            kind="invalid_request_error",
         )
-        error.status, error.kind = 400, "invalid_request_error"
-        return error
     if status >= 500 or status == 408:
         return KiroUnavailable(f"Kiro is having trouble (HTTP {status}); try again in a moment. {said}")
     return UpstreamError(f"Kiro answered HTTP {status}. {said}", upstream_status=status, reason=reason)

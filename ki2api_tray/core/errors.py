@@ -29,12 +29,25 @@ class Ki2apiError(Exception):
     kind = "api_error"
     code: str | None = None
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        kind: str | None = None,
+    ) -> None:
+        """`status`, `kind` and `code` override the class defaults for one-off cases (e.g. a 403 from Kiro)."""
         super().__init__(message)
         self.message = message
         self.param = param
         if code is not None:
             self.code = code
+        if status is not None:
+            self.status = status
+        if kind is not None:
+            self.kind = kind
 
 
 class InvalidRequest(Ki2apiError):
@@ -96,8 +109,10 @@ class UpstreamError(Ki2apiError):
         reason: str | None = None,
         param: str | None = None,
         code: str | None = None,
+        status: int | None = None,
+        kind: str | None = None,
     ) -> None:
-        super().__init__(message, param=param, code=code)
+        super().__init__(message, param=param, code=code, status=status, kind=kind)
         self.upstream_status = upstream_status
         self.reason = reason
 
