@@ -60,9 +60,10 @@ def test_benchmarks_quick_exits_cleanly(quick_run: subprocess.CompletedProcess[s
 def test_benchmarks_quick_prints_figure(quick_run: subprocess.CompletedProcess[str], figure: str) -> None:
     rows = [row for row in _table_rows(quick_run.stdout) if row.startswith(figure)]
     assert len(rows) == 1, quick_run.stdout
-    # After the name: a number with its unit, the target (or "-"), and whether it was met.
+    # After the name: a number with its unit, the target (or "-"), and whether it was met. A difference
+    # against the direct baseline can come out below zero in a noisy quick run, so a sign is allowed.
     cells = rows[0][len(figure) :].split()
-    assert any(cell[0].isdigit() for cell in cells[:3]), rows[0]
+    assert any(cell.lstrip("-+")[:1].isdigit() for cell in cells[:3]), rows[0]
     assert {"yes", "NO", "-"} & set(cells), rows[0]
 
 
