@@ -19,7 +19,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent.parent / "assets"
 def write_icons(out_dir: Path) -> list[Path]:
     """Draw the master once and save it in every format the builds need; returns the files written."""
     # Imported here so `--help` works without the package installed, and so the error says what is missing.
-    from ki2api_tray.icons import app_icon
+    from ki2api_tray.desktop.icons import app_icon
 
     out_dir.mkdir(parents=True, exist_ok=True)
     master = app_icon(MASTER_SIZE)

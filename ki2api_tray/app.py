@@ -13,41 +13,15 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from types import FrameType
 
 from . import __version__
 from .config import ConfigError, Settings, is_loopback, load_settings
 from .logs import configure_logging, guard_std_streams
-from .server import create_app
-from .service import ProxyService
-from .state import AppState, Phase
-from .tokens import TokenStore
+from .runtime import Runtime, build_runtime
+from .state import Phase
 
 log = logging.getLogger("ki2api_tray")
-
-
-@dataclass
-class Runtime:
-    """Everything one process runs, wired together."""
-
-    settings: Settings
-    state: AppState
-    tokens: TokenStore
-    service: ProxyService
-
-
-def build_runtime(settings: Settings) -> Runtime:
-    state = AppState()
-    service: ProxyService  # assigned below; the token store reports through it once it exists
-    tokens = TokenStore(settings, on_status=lambda status: service.reporter.token_changed(status))
-    service = ProxyService(
-        settings,
-        state,
-        app_factory=lambda reporter: create_app(settings, tokens, reporter, state.snapshot),
-        token_reload=tokens.reload,
-    )
-    return Runtime(settings=settings, state=state, tokens=tokens, service=service)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -102,8 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_desktop(settings: Settings) -> int:
     """The double-click path: one instance per user, a tray icon, the server started."""
-    from .instance import SingleInstance
-    from .tray import can_show_tray, name_gtk_program
+    from .desktop.instance import SingleInstance
+    from .desktop.tray import can_show_tray, name_gtk_program
 
     name_gtk_program()
     possible, reason = can_show_tray()
@@ -116,7 +90,7 @@ def run_desktop(settings: Settings) -> int:
         print("ki2api is already running" + ("; its tray icon says hello." if told else "."), file=sys.stderr)
         return 0
     try:
-        from .tray import TrayUI
+        from .desktop.tray import TrayUI
 
         runtime = build_runtime(settings)
         tray = TrayUI(runtime.service, runtime.state, settings)

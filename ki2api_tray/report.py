@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from . import __version__
 from .config import Settings
-from .tokens import TokenStore
+from .kiro.tokens import TokenStore
 
 
 def status_report(settings: Settings) -> str:

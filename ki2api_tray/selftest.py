@@ -92,7 +92,7 @@ def check_app_modules() -> Check:
         if not info.name.endswith("__main__")  # the entry script itself; importing it would be a no-op anyway
     )
     # A walk that finds nothing (a freezer without pkgutil support) must not pass as "all imported".
-    expected = {"ki2api_tray.app", "ki2api_tray.server", "ki2api_tray.service", "ki2api_tray.tray"}
+    expected = {"ki2api_tray.app", "ki2api_tray.api.server", "ki2api_tray.service", "ki2api_tray.desktop.tray"}
     unseen = sorted(expected - set(names))
     if unseen:
         return Check("app modules", False, f"not found in the build: {', '.join(unseen)}")
@@ -116,7 +116,7 @@ def check_runtime_modules() -> Check:
 
 def check_tray_backend() -> Check:
     """The OS's pystray backend is loaded when a tray can show here; otherwise it must at least be bundled."""
-    from .tray import can_show_tray
+    from .desktop.tray import can_show_tray
 
     backend = TRAY_BACKENDS.get(sys.platform, TRAY_BACKEND_DEFAULT)
     possible, reason = can_show_tray()
@@ -139,9 +139,9 @@ def check_tray_backend() -> Check:
 def check_assets() -> Check:
     from PIL import Image
 
-    from .icons import status_icon
-    from .menu import Level
+    from .desktop.icons import status_icon
     from .resources import asset, assets_dir, is_frozen
+    from .wording import Level
 
     try:
         path = asset(APP_ICON)
@@ -164,7 +164,7 @@ def check_server(settings: Settings) -> Check:
     """Start the real service on a free loopback port, ask `/health`, and stop it again."""
     import httpx
 
-    from .app import build_runtime
+    from .runtime import build_runtime
     from .state import Phase
 
     with tempfile.TemporaryDirectory(prefix="ki2api-selftest-", ignore_cleanup_errors=True) as tmp:

@@ -23,9 +23,9 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from .config import Settings
-from .menu import port_in_use_message
+from .kiro.watcher import TokenFileWatcher
 from .state import AppState, Phase, Quota, Reporter, Status, TokenHealth, TokenStatus
-from .watcher import TokenFileWatcher
+from .wording import port_in_use_message
 
 log = logging.getLogger(__name__)
 

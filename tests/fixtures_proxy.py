@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from ki2api_tray.app import Runtime, build_runtime
 from ki2api_tray.config import DEFAULT_API_KEY, load_settings
+from ki2api_tray.runtime import Runtime, build_runtime
 from tests.fixtures_kiro import KiroEnv
 
 

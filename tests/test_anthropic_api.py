@@ -14,7 +14,7 @@ import anthropic
 import httpx
 import pytest
 
-from ki2api_tray import responses
+from ki2api_tray.api import responses
 from ki2api_tray.config import DEFAULT_API_KEY
 from tests.fake_kiro import TOO_LONG, ErrorReply, StreamReply, scenarios
 from tests.fixtures_kiro import KiroEnv

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ki2api_tray import autostart
-from ki2api_tray.autostart import (
+from ki2api_tray.desktop import autostart
+from ki2api_tray.desktop.autostart import (
     RUN_KEY,
     STARTUP_APPROVED_ENABLED,
     STARTUP_APPROVED_KEY,

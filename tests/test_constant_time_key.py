@@ -89,7 +89,7 @@ def _plain_key_comparisons(source: str) -> list[int]:
     return lines
 
 
-@pytest.mark.parametrize("module", ["server.py", "config.py", "app.py"])
+@pytest.mark.parametrize("module", ["api/server.py", "config.py", "app.py"])
 def test_key_is_never_compared_with_equality(module: str) -> None:
     source = (Path(ki2api_tray.__file__).parent / module).read_text(encoding="utf-8")
     found = _plain_key_comparisons(source)

@@ -54,8 +54,8 @@ def test_translator_fills_fields() -> None:
 
 
 def test_status_page_auto_language_follows_the_locale(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ki2api_tray.api.status_page import render_status_page
     from ki2api_tray.state import Status
-    from ki2api_tray.status_page import render_status_page
 
     monkeypatch.setenv("LANG", "zh_CN.UTF-8")
     monkeypatch.delenv("LANGUAGE", raising=False)

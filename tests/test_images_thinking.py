@@ -21,8 +21,8 @@ import openai
 import pytest
 from PIL import Image
 
-from ki2api_tray import images
 from ki2api_tray.config import DEFAULT_API_KEY
+from ki2api_tray.kiro import images
 from tests.fake_kiro import Chunking, StreamReply, scenarios
 from tests.fixtures_proxy import Proxy
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ki2api_tray.instance import SingleInstance
+from ki2api_tray.desktop.instance import SingleInstance
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:
@@ -87,7 +87,7 @@ def _child(lock: Path, body: str) -> subprocess.Popen[str]:
         f"""
         import sys, time
         from pathlib import Path
-        from ki2api_tray.instance import SingleInstance
+        from ki2api_tray.desktop.instance import SingleInstance
         instance = SingleInstance(Path({str(lock)!r}))
         {body}
         """

@@ -11,7 +11,7 @@ import anthropic
 import openai
 import pytest
 
-from ki2api_tray import upstream
+from ki2api_tray.kiro import upstream
 from tests.fake_kiro import MODEL_IDS, TOO_LONG, ErrorReply, StreamReply, scenarios
 from tests.fixtures_proxy import Proxy
 

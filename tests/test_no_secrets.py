@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from ki2api_tray.i18n import Translator
-from ki2api_tray.menu import quota_line, requests_line, status_line, token_line, tooltip
 from ki2api_tray.report import status_report
+from ki2api_tray.wording import quota_line, requests_line, status_line, token_line, tooltip
 from tests.fake_kiro import Account, write_token_file
 from tests.fixtures_kiro import KiroEnv
 from tests.fixtures_proxy import Proxy, start_proxy

@@ -51,7 +51,7 @@ def test_selftest_reports_a_crashing_check_as_failed(
     def broken_runtime(settings: object) -> None:
         raise RuntimeError("no runtime today")
 
-    monkeypatch.setattr("ki2api_tray.app.build_runtime", broken_runtime)
+    monkeypatch.setattr("ki2api_tray.runtime.build_runtime", broken_runtime)
 
     assert selftest.run_selftest(load_settings()) == 1
 

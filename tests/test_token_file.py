@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ki2api_tray.token_file import (
+from ki2api_tray.kiro.token_file import (
     TokenFileError,
     TokenRecord,
     format_js_iso,

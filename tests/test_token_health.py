@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from ki2api_tray.kiro.token_file import TokenRecord
+from ki2api_tray.kiro.token_health import span, token_status
 from ki2api_tray.state import TokenHealth
-from ki2api_tray.token_file import TokenRecord
-from ki2api_tray.token_health import span, token_status
 
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=timezone.utc)
 FILE = Path("/home/me/.aws/sso/cache/kiro-auth-token.json")

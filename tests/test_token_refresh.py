@@ -13,8 +13,8 @@ import pytest
 
 from ki2api_tray.config import Settings
 from ki2api_tray.core.errors import KiroLoginRequired, KiroUnavailable
-from ki2api_tray.token_file import ClientRegistration, TokenRecord
-from ki2api_tray.token_refresh import RefreshedToken, first_profile_arn, refresh_login
+from ki2api_tray.kiro.token_file import ClientRegistration, TokenRecord
+from ki2api_tray.kiro.token_refresh import RefreshedToken, first_profile_arn, refresh_login
 
 Handler = Callable[[httpx.Request], httpx.Response]
 SETTINGS = Settings(

@@ -17,11 +17,11 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from ki2api_tray import tokens
 from ki2api_tray.config import Settings
 from ki2api_tray.core.errors import KiroLoginRequired, KiroUnavailable
+from ki2api_tray.kiro import tokens
+from ki2api_tray.kiro.tokens import Credentials, TokenStore
 from ki2api_tray.state import TokenHealth, TokenStatus
-from ki2api_tray.tokens import Credentials, TokenStore
 
 UTC = timezone.utc
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)

@@ -17,13 +17,13 @@ import pystray
 import pytest
 from pystray import _base as pystray_base
 
-from ki2api_tray import tray as tray_module
 from ki2api_tray.config import DEFAULT_API_KEY, Settings
-from ki2api_tray.desktop import DesktopError
-from ki2api_tray.icons import status_icon
-from ki2api_tray.menu import Level, level_of, port_in_use_message
+from ki2api_tray.desktop import tray as tray_module
+from ki2api_tray.desktop.icons import status_icon
+from ki2api_tray.desktop.shell import DesktopError
+from ki2api_tray.desktop.tray import TrayUI, can_show_tray, ui_call
 from ki2api_tray.state import AppState, Phase, Quota, Status, TokenHealth, TokenStatus
-from ki2api_tray.tray import TrayUI, can_show_tray, ui_call
+from ki2api_tray.wording import Level, level_of, port_in_use_message
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 SEP = "- - - -"
@@ -723,7 +723,7 @@ def test_can_show_tray_when_pystray_import_fails_with_any_error(monkeypatch: pyt
 
 
 def test_status_page_shows_what_the_menu_shows() -> None:
-    from ki2api_tray.status_page import render_status_page
+    from ki2api_tray.api.status_page import render_status_page
 
     page = render_status_page(running(), base_url="http://127.0.0.1:8989/v1", language="en", now=NOW)
     for text in (
@@ -738,7 +738,7 @@ def test_status_page_shows_what_the_menu_shows() -> None:
 
 
 def test_status_page_has_no_secrets_and_no_external_assets() -> None:
-    from ki2api_tray.status_page import render_status_page
+    from ki2api_tray.api.status_page import render_status_page
 
     page = render_status_page(running(), base_url="http://127.0.0.1:8989/v1", language="en", now=NOW)
     assert DEFAULT_API_KEY not in page
@@ -748,7 +748,7 @@ def test_status_page_has_no_secrets_and_no_external_assets() -> None:
 
 
 def test_status_page_escapes_error_text() -> None:
-    from ki2api_tray.status_page import render_status_page
+    from ki2api_tray.api.status_page import render_status_page
 
     status = running(phase=Phase.ERROR, last_error="<script>alert(1)</script>")
     page = render_status_page(status, base_url="http://127.0.0.1:8989/v1", language="en", now=NOW)
@@ -757,7 +757,7 @@ def test_status_page_escapes_error_text() -> None:
 
 
 def test_status_page_in_chinese() -> None:
-    from ki2api_tray.status_page import render_status_page
+    from ki2api_tray.api.status_page import render_status_page
 
     page = render_status_page(running(quota=None), base_url="http://127.0.0.1:8989/v1", language="zh", now=NOW)
     assert '<html lang="zh-CN">' in page
@@ -775,7 +775,7 @@ def _fake_tool(bin_dir: Path, name: str, script: str) -> None:
 
 
 def test_desktop_copy_uses_an_installed_clipboard_tool(tmp_path: Path) -> None:
-    from ki2api_tray.desktop import Desktop
+    from ki2api_tray.desktop.shell import Desktop
 
     out = tmp_path / "clipboard.txt"
     _fake_tool(tmp_path / "bin", "xclip", f'/bin/cat > "{out}"\n')
@@ -784,14 +784,14 @@ def test_desktop_copy_uses_an_installed_clipboard_tool(tmp_path: Path) -> None:
 
 
 def test_desktop_copy_without_any_tool_raises_a_readable_error(tmp_path: Path) -> None:
-    from ki2api_tray.desktop import Desktop
+    from ki2api_tray.desktop.shell import Desktop
 
     with pytest.raises(DesktopError, match="no clipboard tool found"):
         Desktop({"PATH": str(tmp_path)}, platform="linux").copy("x")
 
 
 def test_desktop_copy_falls_back_when_a_tool_fails(tmp_path: Path) -> None:
-    from ki2api_tray.desktop import Desktop
+    from ki2api_tray.desktop.shell import Desktop
 
     out = tmp_path / "clipboard.txt"
     _fake_tool(tmp_path / "bin", "wl-copy", "exit 1\n")
@@ -801,7 +801,7 @@ def test_desktop_copy_falls_back_when_a_tool_fails(tmp_path: Path) -> None:
 
 
 def test_desktop_open_runs_xdg_open_with_a_clean_library_path(tmp_path: Path) -> None:
-    from ki2api_tray.desktop import Desktop
+    from ki2api_tray.desktop.shell import Desktop
 
     out = tmp_path / "opened.txt"
     _fake_tool(
@@ -824,7 +824,7 @@ def test_desktop_open_runs_xdg_open_with_a_clean_library_path(tmp_path: Path) ->
     ],
 )
 def test_desktop_child_environment(environ: dict[str, str], frozen: bool, expected: str | None) -> None:
-    from ki2api_tray.desktop import child_environment
+    from ki2api_tray.desktop.shell import child_environment
 
     env = child_environment(environ, frozen)
     assert env.get("LD_LIBRARY_PATH") == expected

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ki2api_tray.watcher import TokenFileWatcher
+from ki2api_tray.kiro.watcher import TokenFileWatcher
 
 NOTICE_WITHIN = 1.0  # seconds: "atomic replace, rewrite, delete and re-create all noticed within a second"
 QUIET = 0.6  # how long "nothing more happens" is observed after a burst (several debounce windows)

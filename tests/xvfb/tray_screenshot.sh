@@ -79,11 +79,11 @@ from gi.repository import GLib
 
 GLib.set_prgname("ki2api-tray")  # the WM_CLASS the script looks for to see that the menu is open
 
-from ki2api_tray import autostart
+from ki2api_tray.desktop import autostart
 from ki2api_tray.config import load_settings
 from ki2api_tray.service import ProxyService
 from ki2api_tray.state import AppState, Phase, Quota, TokenHealth, TokenStatus
-from ki2api_tray.tray import TrayUI
+from ki2api_tray.desktop.tray import TrayUI
 
 ready, quit_flag = Path(sys.argv[1]), Path(sys.argv[2])
 ready.with_name("demo.pid").write_text(str(os.getpid()))

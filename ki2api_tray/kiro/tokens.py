@@ -18,9 +18,9 @@ from typing import NoReturn
 
 import httpx
 
-from .config import Settings
-from .core.errors import KiroLoginRequired, KiroUnavailable
-from .state import TokenStatus
+from ..config import Settings
+from ..core.errors import KiroLoginRequired, KiroUnavailable
+from ..state import TokenStatus
 from .token_file import (
     ClientRegistration,
     TokenFileError,

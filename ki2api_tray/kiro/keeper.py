@@ -11,8 +11,8 @@ import logging
 
 import httpx
 
-from .core.errors import Ki2apiError
-from .state import Reporter, TokenHealth
+from ..core.errors import Ki2apiError
+from ..state import Reporter, TokenHealth
 from .tokens import TokenStore
 from .upstream import KiroClient
 

@@ -18,10 +18,10 @@ import anyio
 from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from .core.errors import Ki2apiError, KiroUnavailable
-from .core.model import ChatRequest, StreamEvent
-from .relay import Relay, Turn
-from .state import Reporter
+from ..core.errors import Ki2apiError, KiroUnavailable
+from ..core.model import ChatRequest, StreamEvent
+from ..kiro.relay import Relay, Turn
+from ..state import Reporter
 
 log = logging.getLogger(__name__)
 

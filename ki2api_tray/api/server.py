@@ -22,28 +22,31 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import __version__
-from .config import Settings
-from .core.anthropic_format import (
+from .. import __version__
+from ..config import Settings
+from ..core.anthropic_format import (
     AnthropicStreamEncoder,
     anthropic_count_tokens,
     anthropic_error_body,
     anthropic_message,
     anthropic_to_chat,
 )
-from .core.errors import AuthenticationFailed, InvalidRequest, Ki2apiError, RequestTooLarge
-from .core.model import StreamEvent
-from .core.models import public_model_ids
-from .core.openai_format import (
+from ..core.errors import AuthenticationFailed, InvalidRequest, Ki2apiError, RequestTooLarge
+from ..core.model import StreamEvent
+from ..core.models import public_model_ids
+from ..core.openai_format import (
     OpenAIStreamEncoder,
     openai_completion,
     openai_error_body,
     openai_model_list,
     openai_to_chat,
 )
-from .core.sse import format_sse
-from .keeper import keep_fresh
-from .relay import Relay
+from ..core.sse import format_sse
+from ..kiro.keeper import keep_fresh
+from ..kiro.relay import Relay
+from ..kiro.tokens import TokenStore
+from ..kiro.upstream import KiroClient
+from ..state import Phase, Reporter, Status
 from .responses import (
     ClientGone,
     SurrogateSafeJSONResponse,
@@ -52,10 +55,7 @@ from .responses import (
     sse_response,
     unless_abandoned,
 )
-from .state import Phase, Reporter, Status
 from .status_page import render_status_page
-from .tokens import TokenStore
-from .upstream import KiroClient
 
 log = logging.getLogger(__name__)
 

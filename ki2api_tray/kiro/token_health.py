@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from .state import TokenHealth, TokenStatus
+from ..state import TokenHealth, TokenStatus
 from .token_file import TokenRecord
 
 

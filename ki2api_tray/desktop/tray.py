@@ -16,12 +16,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from . import autostart as autostart_module
-from .config import Settings, write_default_config
-from .desktop import Desktop, DesktopActions, DesktopError
-from .i18n import Translator, choose_language
-from .icons import status_icon
-from .menu import (
+from ..config import Settings, write_default_config
+from ..i18n import Translator, choose_language
+from ..state import AppState, Phase, Status, TokenHealth
+from ..wording import (
     level_of,
     port_in_use,
     quota_line,
@@ -31,7 +29,9 @@ from .menu import (
     token_line,
     tooltip,
 )
-from .state import AppState, Phase, Status, TokenHealth
+from . import autostart as autostart_module
+from .icons import status_icon
+from .shell import Desktop, DesktopActions, DesktopError
 
 if TYPE_CHECKING:
     import pystray

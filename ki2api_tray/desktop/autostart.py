@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from xml.parsers.expat import ExpatError
 
-from . import paths
+from .. import paths
 
 ENTRY_NAME = "ki2api-tray"
 LAUNCH_AGENT_LABEL = "io.github.ki2api.tray"

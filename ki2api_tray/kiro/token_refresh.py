@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from .config import Settings, is_loopback
-from .core.errors import KiroLoginRequired, KiroUnavailable
+from ..config import Settings, is_loopback
+from ..core.errors import KiroLoginRequired, KiroUnavailable
 from .token_file import ClientRegistration, TokenRecord
 
 # Kiro's auth client gives up after 10 s (kiro-protocol.md §2.1); a little more slack for slow proxies.

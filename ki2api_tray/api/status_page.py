@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from html import escape
 
-from . import __version__
-from .i18n import Translator, choose_language
-from .menu import Level, duration_text, level_of, quota_line, requests_line, status_line, token_line
-from .state import Status
+from .. import __version__
+from ..i18n import Translator, choose_language
+from ..state import Status
+from ..wording import Level, duration_text, level_of, quota_line, requests_line, status_line, token_line
 
 REFRESH_SECONDS = 5
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import httpx
 
-from .core.kiro_request import KiroRequest, build_kiro_request
-from .core.kiro_stream import KiroStreamTranslator
-from .core.model import ChatRequest, StreamEvent
-from .core.models import ResolvedModel, resolve_model
-from .core.tokencount import estimate_request_tokens
+from ..core.kiro_request import KiroRequest, build_kiro_request
+from ..core.kiro_stream import KiroStreamTranslator
+from ..core.model import ChatRequest, StreamEvent
+from ..core.models import ResolvedModel, resolve_model
+from ..core.tokencount import estimate_request_tokens
 from .images import fetch_images
 from .upstream import KiroClient
 

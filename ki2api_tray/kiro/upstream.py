@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from .config import Settings
-from .core.errors import (
+from ..config import Settings
+from ..core.errors import (
     ContextLengthExceeded,
     Ki2apiError,
     KiroLoginRequired,
@@ -33,11 +33,11 @@ from .core.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from .core.eventstream import EventStreamDecoder, Frame
-from .core.kiro_request import KiroRequest
-from .core.model import ModelInfo
-from .core.models import STATIC_MODELS, parse_model_list
-from .state import Quota
+from ..core.eventstream import EventStreamDecoder, Frame
+from ..core.kiro_request import KiroRequest
+from ..core.model import ModelInfo
+from ..core.models import STATIC_MODELS, parse_model_list
+from ..state import Quota
 from .token_refresh import KIRO_IDE_VERSION, machine_id
 from .tokens import Credentials, TokenStore
 

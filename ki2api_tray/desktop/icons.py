@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from PIL import Image, ImageDraw
 
-from .menu import Level
+from ..wording import Level
 
 SIZE = 64
 _SCALE = 4

@@ -11,8 +11,8 @@ import dataclasses
 
 import httpx
 
-from .core.errors import UnsupportedImage
-from .core.model import ChatRequest, ImagePart, Message
+from ..core.errors import UnsupportedImage
+from ..core.model import ChatRequest, ImagePart, Message
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 FETCH_TIMEOUT = 15.0

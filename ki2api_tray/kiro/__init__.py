@@ -1,0 +1,1 @@
+"""The Kiro side: logins (file, refresh, health), the upstream client, the relay, and what keeps them fresh."""
