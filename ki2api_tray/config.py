@@ -49,11 +49,20 @@ class Settings:
     first_byte_timeout: float = 120.0
     idle_timeout: float = 300.0
     max_retries: int = 3
+    # Browser origins and Host names allowed beyond the built-in ones (comma lists, `*` wildcards).
+    allowed_origins: str = ""
+    allowed_hosts: str = ""
+    # Let image URLs reach loopback and private networks while listening off loopback.
+    image_fetch_private: bool = False
     app_paths: paths.AppPaths = field(default_factory=paths.app_paths)
 
     @property
     def uses_default_key(self) -> bool:
         return self.api_key == DEFAULT_API_KEY
+
+    @property
+    def on_loopback(self) -> bool:
+        return is_loopback(self.host)
 
     @property
     def base_url(self) -> str:
@@ -103,6 +112,9 @@ ENVIRONMENT = {
     "KI2API_FIRST_BYTE_TIMEOUT": "first_byte_timeout",
     "KI2API_IDLE_TIMEOUT": "idle_timeout",
     "KI2API_MAX_RETRIES": "max_retries",
+    "KI2API_ALLOWED_ORIGINS": "allowed_origins",
+    "KI2API_ALLOWED_HOSTS": "allowed_hosts",
+    "KI2API_IMAGE_FETCH_PRIVATE": "image_fetch_private",
 }
 
 # Keys a person may put in config.json: every field except the derived paths.
@@ -122,6 +134,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
 class ConfigError(ValueError):
     """A setting has a value we cannot use; the message names the source, key and value."""
 
@@ -131,7 +154,11 @@ def _convert(name: str, value: Any, source: str) -> Any:
     kind = _FIELD_TYPES[name]
     if value is None or value == "":
         return _DEFAULTS.get(name)
+    if kind == "str" and isinstance(value, list):  # config.json may hold a list for a comma list
+        value = ",".join(str(item) for item in value)
     try:
+        if kind == "bool":
+            return _boolean(value)
         if kind == "int":
             return int(value)
         if kind == "float":
@@ -140,7 +167,7 @@ def _convert(name: str, value: Any, source: str) -> Any:
             return Path(str(value)).expanduser()
         return str(value)
     except (TypeError, ValueError) as exc:
-        wanted = {"int": "a whole number", "float": "a number"}.get(kind, f"a {kind}")
+        wanted = {"int": "a whole number", "float": "a number", "bool": "1 or 0"}.get(kind, f"a {kind}")
         raise ConfigError(f"{source}: {name} must be {wanted}, got {value!r}") from exc
 
 

@@ -84,6 +84,8 @@ EN: dict[str, str] = {
     "page.key_hint": "API key: the api_key value in {config}, or the API_KEY environment variable. "
     "The tray menu's “Copy API key” copies it.",
     "page.refresh_note": "This page refreshes every 5 seconds.",
+    "page.web_hint": "Browser-based clients: web pages may call ki2api only from origins you allow. Start "
+    "ki2api with KI2API_ALLOWED_ORIGINS set to the page's origin (comma-separated, * wildcards), e.g.",
 }
 
 ZH: dict[str, str] = {
@@ -149,6 +151,8 @@ ZH: dict[str, str] = {
     "page.anthropic_hint": "Anthropic 兼容客户端（Claude Code）：将 ANTHROPIC_BASE_URL 设为",
     "page.key_hint": "API 密钥：{config} 中的 api_key，或环境变量 API_KEY。托盘菜单的“复制 API 密钥”可复制它。",
     "page.refresh_note": "本页每 5 秒自动刷新。",
+    "page.web_hint": "网页客户端：只有你允许的来源（origin）才能从浏览器调用 ki2api。启动前把 KI2API_ALLOWED_ORIGINS "
+    "设为该网页的来源（逗号分隔，可用 * 通配），例如：",
 }
 
 TABLES: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}

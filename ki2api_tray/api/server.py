@@ -47,6 +47,7 @@ from ..kiro.relay import Relay
 from ..kiro.tokens import TokenStore
 from ..kiro.upstream import KiroClient
 from ..state import Phase, Reporter, Status
+from .guard import GuardPolicy, RequestGuard
 from .responses import (
     ClientGone,
     SurrogateSafeJSONResponse,
@@ -101,6 +102,8 @@ def create_app(
         redoc_url=None,
         default_response_class=SurrogateSafeJSONResponse,
     )
+    # Applied to the whole app, in front of routing: it covers every route, including ones added later.
+    app.add_middleware(RequestGuard, policy=GuardPolicy.from_settings(settings), refuse=_error_response)
     expected_key = settings.api_key.encode("utf-8")
 
     def check_key(request: Request) -> None:

@@ -99,6 +99,8 @@ def render_status_page(
   <pre>{escape(root_url)}</pre>
   <p class="small">{escape(tr("page.key_hint", config=config_file))}</p>
   <pre>curl {escape(base_url)}/models -H "Authorization: Bearer $API_KEY"</pre>
+  <p class="small">{escape(tr("page.web_hint"))}</p>
+  <pre>KI2API_ALLOWED_ORIGINS=https://chat.example.com ki2api-tray</pre>
 </section>"""
     html_lang = "zh-CN" if tr.language == "zh" else "en"
     return f"""<!DOCTYPE html>
