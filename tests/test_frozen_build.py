@@ -73,3 +73,14 @@ def test_frozen_build_leaves_out_developer_tools(frozen: FrozenRun) -> None:
     bundled = {p.name for p in frozen.internal.iterdir()}
     assert bundled.isdisjoint({"mypy", "hypothesis", "pytest", "_pytest", "yaml", "tkinter"}), sorted(bundled)
     assert (frozen.internal / "assets" / "icon.png").is_file()
+
+
+def test_frozen_build_fits_the_linux_size_budget(frozen: FrozenRun) -> None:
+    """The download stays within 60 MB (issue 15): Pillow's unused codecs are out and CPython's own binaries carry
+    no debug sections. docs/packaging.md shows the sizes per package and how they were measured."""
+    assert frozen.returncode == 0, frozen.output
+    bundle = frozen.internal.parent
+    size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file() and not p.is_symlink())
+    assert size <= 60 * 1024 * 1024, f"{size / 1048576:.1f} MB"
+    pil = {p.name.split(".")[0] for p in (frozen.internal / "PIL").glob("*.so")}
+    assert "_imaging" in pil and pil.isdisjoint({"_avif", "_webp", "_imagingcms", "_imagingtk"}), sorted(pil)
