@@ -42,6 +42,7 @@ from ..core.openai_format import (
     openai_to_chat,
 )
 from ..core.sse import format_sse
+from ..kiro.images import ImageFetcher
 from ..kiro.keeper import keep_fresh
 from ..kiro.relay import Relay
 from ..kiro.tokens import TokenStore
@@ -85,7 +86,9 @@ def create_app(
         async with httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport, trust_env=True) as http:
             client = KiroClient(settings, tokens, http)
             app.state.client = client
-            app.state.relay = Relay(client, http)
+            # Off loopback, image URLs must not reach this machine or its network (unless the user allows it).
+            images = ImageFetcher(guard_private=not (settings.on_loopback or settings.image_fetch_private))
+            app.state.relay = Relay(client, images)
             keeper = asyncio.create_task(keep_fresh(tokens, client, http, reporter))
             try:
                 yield
@@ -93,6 +96,7 @@ def create_app(
                 keeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await keeper
+                await images.aclose()
 
     app = FastAPI(
         title="ki2api",

@@ -11,14 +11,12 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import httpx
-
 from ..core.kiro_request import KiroRequest, build_kiro_request
 from ..core.kiro_stream import KiroStreamTranslator
 from ..core.model import ChatRequest, StreamEvent
 from ..core.models import ResolvedModel, resolve_model
 from ..core.tokencount import estimate_request_tokens
-from .images import fetch_images
+from .images import ImageFetcher
 from .upstream import KiroClient
 
 log = logging.getLogger(__name__)
@@ -38,15 +36,15 @@ class Turn:
 
 
 class Relay:
-    def __init__(self, client: KiroClient, http: httpx.AsyncClient) -> None:
+    def __init__(self, client: KiroClient, images: ImageFetcher) -> None:
         self._client = client
-        self._http = http
+        self._images = images
 
     async def prepare(self, chat: ChatRequest) -> Turn:
         resolved = resolve_model(chat.model, await self._client.models())
         if resolved.fell_back:
             log.info("model %r is not offered by Kiro; using %s instead", chat.model, resolved.model.model_id)
-        chat = await fetch_images(chat, self._http)
+        chat = await self._images.fetch_images(chat)
         creds = await self._client.credentials()
         kiro = build_kiro_request(
             chat,
