@@ -129,9 +129,10 @@ def test_off_loopback_private_addresses_are_refused_unreached(
         "http://0.0.0.0:80/x.png": "an unspecified address",
     }
     answers = ask_with_images(list(urls))
-    seen = {url: (a.status_code, urls[url] in a.json()["error"]["message"]) for url, a in zip(urls, answers, strict=True)}
+    messages = [answer.json()["error"]["message"] for answer in answers]
+    seen = {url: (a.status_code, urls[url] in m) for url, a, m in zip(urls, answers, messages, strict=True)}
     assert seen == {url: (400, True) for url in urls}
-    assert "KI2API_IMAGE_FETCH_PRIVATE=1" in answers[0].json()["error"]["message"]
+    assert "KI2API_IMAGE_FETCH_PRIVATE=1" in messages[0]
     assert image_host.hits == []
     assert kiro_env.fake.chat_requests() == []
 
