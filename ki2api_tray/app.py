@@ -13,11 +13,13 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
-from . import __version__
+from . import __version__, paths
 from .config import ConfigError, Settings, is_loopback, load_settings
-from .logs import configure_logging, guard_std_streams
+from .limits import raise_open_files_limit
+from .logs import configure_logging, guard_std_streams, log_level_problem
 from .runtime import Runtime, build_runtime
 from .state import Phase
 
@@ -49,12 +51,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     guard_std_streams()
     multiprocessing.freeze_support()
+    raise_open_files_limit()  # Finder starts apps with a soft limit of 256 descriptors
     args = parse_args(argv)
+    # The log file comes first: a windowed build has no stdout or stderr, so anything that goes wrong from
+    # here on (a broken config.json, a refused host) must be written where a person and a bug report find it.
+    log_file = paths.app_paths().log_file
+    configure_logging(log_file, console=False)
+    startup = Startup(log_file, desktop=args.command is None and not args.selftest)
     try:
         settings = load_settings({"host": args.host, "port": args.port})
     except ConfigError as error:
-        print(f"ki2api: {error}", file=sys.stderr)
-        return 2
+        return startup.failed(str(error), code=2)
+    problem = log_level_problem(settings.log_level)
+    if problem:
+        return startup.failed(problem, code=2)
     configure_logging(settings.app_paths.log_file, settings.log_level)
     if args.selftest:
         from .selftest import run_selftest
@@ -67,14 +77,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     refusal = exposure_refusal(settings)
     if refusal:
-        print(f"ki2api: {refusal}", file=sys.stderr)
-        return 2
+        return startup.failed(refusal, code=2)
     if args.command == "serve":
         return serve(build_runtime(settings))
-    return run_desktop(settings)
+    try:
+        return run_desktop(settings, startup)
+    except Exception as exc:
+        log.exception("the desktop app failed")
+        return startup.failed(f"ki2api stopped because of an unexpected error: {type(exc).__name__}: {exc}", code=1)
 
 
-def run_desktop(settings: Settings) -> int:
+class Startup:
+    """Reports why the app cannot start: always to the log and stderr, and on the desktop path also to the
+    person, since a double-clicked app that silently vanishes looks like it never ran."""
+
+    def __init__(self, log_file: Path, desktop: bool) -> None:
+        self.log_file = log_file
+        self.desktop = desktop
+
+    def failed(self, reason: str, code: int) -> int:
+        log.error("cannot start: %s", reason)
+        print(f"ki2api: {reason}", file=sys.stderr)
+        self.tell(reason)
+        return code
+
+    def tell(self, reason: str, title: str = "ki2api could not start") -> None:
+        if not self.desktop:
+            return
+        from .desktop.alert import tell_person
+
+        shown = tell_person(title, f"{reason}\n\nThe log file has the details: {self.log_file}")
+        log.info("told the person through %s", shown or "nothing (no way to show it here)")
+
+
+def run_desktop(settings: Settings, startup: Startup) -> int:
     """The double-click path: one instance per user, a tray icon, the server started."""
     from .desktop.instance import SingleInstance
     from .desktop.tray import can_show_tray, name_gtk_program
@@ -82,12 +118,22 @@ def run_desktop(settings: Settings) -> int:
     name_gtk_program()
     possible, reason = can_show_tray()
     if not possible:
-        print(f"ki2api: {reason}; running without a tray icon (like `ki2api-tray serve`).", file=sys.stderr)
+        headless = f"{reason}; running without a tray icon (like `ki2api-tray serve`)."
+        log.warning("%s", headless)
+        print(f"ki2api: {headless}", file=sys.stderr)
+        if sys.platform in ("win32", "darwin"):  # there a missing tray is a broken install, not a server box
+            startup.tell(f"{headless} The status page is at {settings.base_url.removesuffix('/v1')}/", "ki2api")
         return serve(build_runtime(settings))
     instance = SingleInstance(settings.app_paths.lock_file)
     if not instance.acquire():
         told = instance.ask_running_to_show()
         print("ki2api is already running" + ("; its tray icon says hello." if told else "."), file=sys.stderr)
+        if not told:  # the running one did not answer: without this the double-click looks ignored
+            startup.tell(
+                f"ki2api is already running but does not answer. Quit it from its icon, or end it in the "
+                f"task manager, then start ki2api again. (Lock file: {settings.app_paths.lock_file})",
+                "ki2api",
+            )
         return 0
     try:
         from .desktop.tray import TrayUI
@@ -124,6 +170,7 @@ def serve(runtime: Runtime) -> int:
         signal.signal(signal.SIGTERM, on_signal)
     service = runtime.service
     if not service.start():
+        log.error("cannot start: %s", runtime.state.snapshot().last_error)
         print(f"ki2api: {runtime.state.snapshot().last_error}", file=sys.stderr)
         service.close()
         return 1
@@ -135,6 +182,7 @@ def serve(runtime: Runtime) -> int:
     try:
         while not stop.wait(0.5):
             if runtime.state.snapshot().phase is Phase.ERROR:
+                log.error("server stopped: %s", runtime.state.snapshot().last_error)
                 print(f"ki2api: server stopped: {runtime.state.snapshot().last_error}", file=sys.stderr)
                 return 1
     finally:

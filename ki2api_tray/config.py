@@ -6,6 +6,7 @@ overrides as arguments, so tests and the tray build settings the same way.
 
 from __future__ import annotations
 
+import codecs
 import ipaddress
 import json
 import logging
@@ -174,9 +175,13 @@ def _convert(name: str, value: Any, source: str) -> Any:
 def read_config_file(path: Path) -> dict[str, Any]:
     """The config file's settings; a missing file is empty, a broken one is an error worth showing."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         return {}
+    try:
+        text = _decode_config(raw)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text: save it as UTF-8 (Notepad: Save as > Encoding)") from exc
     try:
         data = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as exc:
@@ -187,6 +192,13 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if unknown:
         log.warning("ignoring unknown keys in %s: %s", path, ", ".join(unknown))
     return {k: v for k, v in data.items() if k in FILE_KEYS}
+
+
+def _decode_config(raw: bytes) -> str:
+    """Text as Windows editors save it: Notepad's "UTF-8 with BOM" and "Unicode" (UTF-16) included."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return raw.decode("utf-16")
+    return raw.decode("utf-8-sig")
 
 
 def load_settings(

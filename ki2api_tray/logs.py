@@ -30,7 +30,7 @@ def configure_logging(log_file: Path, level: str = "INFO", console: bool = True)
     for handler in list(root.handlers):
         root.removeHandler(handler)
         handler.close()
-    root.setLevel(level.upper())
+    root.setLevel(level.upper() if not log_level_problem(level) else "INFO")
     formatter = logging.Formatter(FORMAT)
     try:
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -50,6 +50,13 @@ def configure_logging(log_file: Path, level: str = "INFO", console: bool = True)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     _log_uncaught_exceptions()
+
+
+def log_level_problem(level: str) -> str:
+    """Why `level` is not a logging level, or "" when it is one."""
+    if isinstance(logging.getLevelName(level.upper()), int):
+        return ""
+    return f"log_level must be one of DEBUG, INFO, WARNING or ERROR, got {level!r}"
 
 
 def _is_real_stream(stream: object) -> bool:

@@ -61,6 +61,24 @@ def test_broken_config_file_is_an_error_naming_the_file(tmp_path: Path) -> None:
         load_settings(environ={"KI2API_HOME": str(tmp_path)})
 
 
+@pytest.mark.parametrize(
+    "encoding", ["utf-8", "utf-8-sig", "utf-16"], ids=["UTF-8", "Notepad UTF-8 with BOM", "Notepad Unicode"]
+)
+def test_config_file_as_windows_editors_save_it(tmp_path: Path, encoding: str) -> None:
+    (tmp_path / "config.json").write_bytes(json.dumps({"port": 9002, "api_key": "sécret-密钥"}).encode(encoding))
+
+    settings = load_settings(environ={"KI2API_HOME": str(tmp_path)})
+
+    assert (settings.port, settings.api_key) == (9002, "sécret-密钥")
+
+
+def test_config_file_in_a_legacy_code_page_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_bytes('{"api_key": "sécret"}'.encode("cp1252"))
+
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        load_settings(environ={"KI2API_HOME": str(tmp_path)})
+
+
 def test_unknown_config_keys_are_ignored_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     write_config(tmp_path, {"port": 9001, "colour": "blue"})
 

@@ -24,6 +24,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "state": {EVERYTHING},
     "logs": {EVERYTHING},
     "resources": {EVERYTHING},
+    "limits": {EVERYTHING},
     "config": {"core", "kiro", "api", "desktop", "service", "runtime", "app", "selftest"},
     "i18n": {"core", "kiro", "api", "desktop", "service", "runtime", "app", "selftest"},
     "wording": {"core", "kiro", "api", "desktop", "service", "runtime", "app", "selftest"},
