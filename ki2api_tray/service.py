@@ -12,6 +12,7 @@ import functools
 import logging
 import math
 import socket
+import struct
 import sys
 import threading
 import time
@@ -21,6 +22,7 @@ from datetime import datetime
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .config import Settings
 from .kiro.watcher import TokenFileWatcher
@@ -33,6 +35,60 @@ log = logging.getLogger(__name__)
 # it exclusively or the port lies in a range Hyper-V reserved.
 _IN_USE_WINERRORS = (10048, 10013)
 START_TIMEOUT = 15.0
+# A port that was busy a moment ago (our previous run still closing, the old process still exiting) is
+# usually free again within this long; a program that really holds it is reported after it.
+BIND_RETRY = 2.0
+_BIND_RETRY_STEP = 0.1
+# SO_LINGER on with a zero timeout: close() sends a reset and leaves no TIME_WAIT entry behind.
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)
+
+
+def _reset_on_close(transport: object) -> None:
+    """Make closing this accepted connection leave nothing behind that keeps the port.
+
+    Windows refuses to bind a port with SO_EXCLUSIVEADDRUSE while any connection accepted on it lingers,
+    TIME_WAIT included (Microsoft, "Using SO_REUSEADDR and SO_EXCLUSIVEADDRUSE"); Stop -> Start or
+    Quit -> relaunch would then report "port in use" for minutes. Only used on idle connections, whose
+    last response was delivered, so the reset loses nothing.
+    """
+    get_extra_info = getattr(transport, "get_extra_info", None)
+    sock = get_extra_info("socket") if get_extra_info is not None else None
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+    except OSError:
+        pass  # already closed by the peer
+
+
+def _is_idle(connection: object) -> bool:
+    """No request in progress: uvicorn's own test before it closes a connection at shutdown."""
+    cycle = getattr(connection, "cycle", None)
+    return cycle is None or bool(getattr(cycle, "response_complete", False))
+
+
+class _Connection(H11Protocol):
+    """uvicorn's h11 connection, whose idle keep-alive timeout closes without leaving TIME_WAIT."""
+
+    def timeout_keep_alive_handler(self) -> None:
+        _reset_on_close(self.transport)
+        super().timeout_keep_alive_handler()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, closing the accepted connections so that nothing keeps the port after a stop."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for connection in list(self.server_state.connections):
+            if _is_idle(connection):
+                _reset_on_close(getattr(connection, "transport", None))
+        await super().shutdown(sockets)
+        # Whatever the grace period did not finish is cut off now, without TIME_WAIT either.
+        for connection in list(self.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            _reset_on_close(transport)
+            if transport is not None:
+                transport.abort()
 
 
 def local_now() -> datetime:
@@ -78,6 +134,10 @@ class StateReporter:
         self._state.update(token=status)
 
 
+def _is_in_use(exc: OSError) -> bool:
+    return exc.errno == errno.EADDRINUSE or getattr(exc, "winerror", None) in _IN_USE_WINERRORS
+
+
 @dataclass
 class _ServerRun:
     """One start of the server: a fresh uvicorn.Server (they cannot be restarted) and its thread."""
@@ -105,6 +165,7 @@ class ProxyService:
         token_reload: Callable[[], TokenStatus],
         graceful_timeout: float = 3.0,
         health_interval: float = 30.0,
+        bind_retry: float = BIND_RETRY,
         clock: Callable[[], datetime] = local_now,
     ) -> None:
         self.settings = settings
@@ -113,6 +174,7 @@ class ProxyService:
         self._token_reload = token_reload
         self._graceful_timeout = graceful_timeout
         self._health_interval = health_interval
+        self._bind_retry = bind_retry
         self._clock = clock
         self._reporter = StateReporter(state, clock)
         self._lock = threading.RLock()
@@ -206,6 +268,18 @@ class ProxyService:
     # --- internals --------------------------------------------------------------------------------------
 
     def _bind(self) -> socket.socket:
+        """Bind the listening socket; a port in use is tried again for `bind_retry` seconds first."""
+        deadline = time.monotonic() + self._bind_retry
+        while True:
+            try:
+                return self._bind_once()
+            except OSError as exc:
+                if not _is_in_use(exc) or time.monotonic() >= deadline:
+                    raise
+                log.info("port %s is busy; trying again for up to %.0f s", self.settings.port, self._bind_retry)
+                time.sleep(_BIND_RETRY_STEP)
+
+    def _bind_once(self) -> socket.socket:
         host, port = self.settings.host, self.settings.port
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         # asyncio sets TCP_NODELAY on accepted connections only when the listening socket's proto is
@@ -227,7 +301,7 @@ class ProxyService:
 
     def _bind_error(self, exc: OSError) -> str:
         port = self.settings.port
-        if exc.errno == errno.EADDRINUSE or getattr(exc, "winerror", None) in _IN_USE_WINERRORS:
+        if _is_in_use(exc):
             return port_in_use_message(port)
         if exc.errno == errno.EACCES:
             return f"Port {port} needs administrator rights. Choose a port above 1024 in config.json."
@@ -240,12 +314,12 @@ class ProxyService:
             log_config=None,  # uvicorn's own logging config crashes windowed builds (sys.stdout is None)
             access_log=False,
             loop="asyncio",  # "auto" would pick whatever happens to be installed when the app is frozen
-            http="h11",
+            http=_Connection,  # h11, with idle connections closed without TIME_WAIT
             ws="none",
             lifespan="on",
             timeout_graceful_shutdown=max(1, math.ceil(self._graceful_timeout)),
         )
-        server = uvicorn.Server(config)
+        server = _Server(config)
         host, port = sock.getsockname()[:2]
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         run = _ServerRun(server=server, address=address)

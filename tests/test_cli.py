@@ -77,6 +77,32 @@ def test_serve_refuses_public_host_with_default_key(kiro_env: KiroEnv) -> None:
     assert "API_KEY" in result.stderr and "refusing" in result.stderr
 
 
+def test_quit_then_relaunch_on_the_same_port_right_after_requests(kiro_env: KiroEnv) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    for run in range(2):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ki2api_tray", "serve", "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ,
+        )
+        try:
+            wait_healthy(url, process)
+            with httpx.Client(trust_env=False, timeout=5) as client:  # keep-alive connections stay open
+                for _ in range(3):
+                    assert client.get(f"{url}/health").status_code == 200
+                process.send_signal(signal.SIGTERM)
+                assert process.wait(timeout=15) == 0, process.communicate()
+        finally:
+            if process.poll() is None:
+                process.kill()
+        # What Windows' SO_EXCLUSIVEADDRUSE would see: no connection of the old process still holds the port.
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))
+
+
 def test_serve_reports_port_in_use(kiro_env: KiroEnv) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

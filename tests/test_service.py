@@ -121,6 +121,46 @@ def test_service_stop_then_start_again_on_the_same_port(make_service: Callable[.
     assert get(f"127.0.0.1:{port}").text == "hello"
 
 
+def exclusive_bind_works(port: int) -> bool:
+    """Bind like Windows' SO_EXCLUSIVEADDRUSE judges it: without SO_REUSEADDR, Linux refuses a port that any
+    connection still holds, TIME_WAIT included, so this sees what would say "port in use" on Windows."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def test_service_stop_right_after_requests_leaves_nothing_holding_the_port(
+    make_service: Callable[..., ProxyService],
+) -> None:
+    port = free_port()
+    service = make_service(port=port)
+    assert service.start()
+    with httpx.Client(trust_env=False, timeout=5) as client:  # keep-alive, as every API client does
+        for _ in range(3):
+            assert client.get(f"http://127.0.0.1:{port}/").text == "hello"
+        service.stop()
+        assert exclusive_bind_works(port)
+    assert service.start()
+    assert get(f"127.0.0.1:{port}").text == "hello"
+
+
+def test_service_start_waits_briefly_for_a_port_that_is_being_released(
+    make_service: Callable[..., ProxyService],
+) -> None:
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen(1)
+    port = squatter.getsockname()[1]
+    threading.Timer(0.4, squatter.close).start()  # the previous run, still closing
+    service = make_service(port=port, bind_retry=10.0)
+
+    assert service.start()
+    assert get(f"127.0.0.1:{port}").text == "hello"
+
+
 def test_service_restart_keeps_serving(make_service: Callable[..., ProxyService]) -> None:
     port = free_port()
     service = make_service(port=port)
@@ -143,7 +183,7 @@ def test_service_port_in_use_is_an_error_state(make_service: Callable[..., Proxy
         squatter.bind(("127.0.0.1", 0))
         squatter.listen(1)
         port = squatter.getsockname()[1]
-        service = make_service(port=port)
+        service = make_service(port=port, bind_retry=0.3)
         assert not service.start()
         status = service.state.snapshot()
         assert status.phase is Phase.ERROR

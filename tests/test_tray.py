@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
+import queue
 import sys
 import threading
 import time
@@ -18,10 +21,12 @@ import pytest
 from pystray import _base as pystray_base
 
 from ki2api_tray.config import DEFAULT_API_KEY, Settings
+from ki2api_tray.desktop import shell as shell_module
 from ki2api_tray.desktop import tray as tray_module
 from ki2api_tray.desktop.icons import status_icon
 from ki2api_tray.desktop.shell import DesktopError
-from ki2api_tray.desktop.tray import TrayUI, can_show_tray, ui_call
+from ki2api_tray.desktop.tray import TrayUI, can_show_tray
+from ki2api_tray.desktop.ui_thread import UiThread
 from ki2api_tray.state import AppState, Phase, Quota, Status, TokenHealth, TokenStatus
 from ki2api_tray.wording import Level, level_of, port_in_use_message
 
@@ -675,17 +680,172 @@ def test_ui_call_on_macos_hops_to_the_main_thread(monkeypatch: pytest.MonkeyPatc
     package.AppHelper = helper  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "PyObjCTools", package)
     monkeypatch.setitem(sys.modules, "PyObjCTools.AppHelper", helper)  # type: ignore[arg-type]
-    monkeypatch.setattr(tray_module.sys, "platform", "darwin")
+    ui = UiThread(object(), platform="darwin")
     called: list[int] = []
-    ui_call(called.append, 1)
+    ui.call(called.append, 1)
     assert called == []
     assert scheduled == [(called.append, (1,))]
 
 
 def test_ui_call_elsewhere_runs_directly() -> None:
+    tray, _, _ = make_tray()
     called: list[int] = []
-    ui_call(called.append, 1)
+    tray.ui_call(called.append, 1)
     assert called == [1]
+
+
+class FakeWin32Icon(RecordingIcon):
+    """pystray's win32 backend as far as threads go: its window and message loop live on the thread that runs
+    the icon, and window messages posted from any thread are handled there through `_message_handlers`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._message_handlers: dict[int, Callable[[int, int], int]] = {}
+        self._hwnd: int | None = None
+        self._messages: queue.Queue[int | None] = queue.Queue()
+        self.threads: dict[str, set[str]] = {"menu": set(), "title": set(), "notify": set()}
+
+    def post(self, hwnd: int, message: int) -> bool:  # PostMessageW
+        if hwnd != self._hwnd:
+            return False
+        self._messages.put(message)
+        return True
+
+    def _update_menu(self) -> None:
+        self.threads["menu"].add(threading.current_thread().name)
+        super()._update_menu()
+
+    def _update_title(self) -> None:
+        self.threads["title"].add(threading.current_thread().name)
+        super()._update_title()
+
+    def _notify(self, message: str, title: str | None = None) -> None:
+        self.threads["notify"].add(threading.current_thread().name)
+        super()._notify(message, title)
+
+    def _run(self) -> None:
+        self._hwnd = 0x1234  # pystray creates the window here, on the loop's thread
+        self._mark_ready()
+        while (message := self._messages.get()) is not None:
+            self._message_handlers[message](0, 0)
+        self._hwnd = None
+
+    def _stop(self) -> None:
+        self.events.append("stop")
+        self._messages.put(None)
+
+
+def test_tray_on_windows_changes_menu_title_and_notifications_only_on_the_icons_thread() -> None:
+    service = FakeService(AppState())
+    state = AppState(Status())
+    icons: list[FakeWin32Icon] = []
+    tray = TrayUI(
+        service,
+        state,
+        Settings(),
+        icon_cls=FakeWin32Icon,
+        desktop=FakeDesktop(),
+        autostart=FakeAutostart(),
+        language="en",
+        refresh_interval=0.01,
+        clock=lambda: NOW,
+        ui_post=lambda hwnd, message: icons[0].post(hwnd, message),
+    )
+    icon = tray.icon
+    assert isinstance(icon, FakeWin32Icon)
+    icons.append(icon)
+    service.state = state
+    loop = threading.Thread(target=tray.run, name="icon-loop", daemon=True)
+    loop.start()
+    wait_for(lambda: icon.menus and icon.menus[-1][0].startswith("● ki2api — running"))
+    # Changes from other threads: the timer, the watcher, request handlers, the service.
+    writers = [threading.Thread(target=state.update, kwargs={"requests_today": n}, name=f"w{n}") for n in range(5)]
+    for writer in writers:
+        writer.start()
+    state.update(phase=Phase.ERROR, last_error=port_in_use_message(8989))  # notifies from this thread
+    wait_for(lambda: "port 8989 in use" in icon.menus[-1][0] and icon.notifications)
+
+    tray.quit()
+    loop.join(timeout=10)
+
+    assert not loop.is_alive()
+    assert icon.threads == {"menu": {"icon-loop"}, "title": {"icon-loop"}, "notify": {"icon-loop"}}
+
+
+def test_tray_ui_calls_after_the_window_is_gone_are_dropped() -> None:
+    tray, _, icon = make_tray()
+    posted: list[int] = []
+    ui = UiThread(types.SimpleNamespace(_message_handlers={}, _hwnd=0x99), post_message=lambda h, m: False)
+    ui.call(posted.append, 1)
+    ui.call(posted.append, 2)
+    assert posted == []
+
+
+def test_tray_left_click_never_runs_the_disabled_default_item() -> None:
+    desktop = FakeDesktop()
+    tray, state, icon = make_tray(Status(phase=Phase.STOPPED), desktop=desktop)
+    icon.menu(icon)  # what pystray's win32 backend runs on WM_LBUTTONUP, enabled or not
+    assert desktop.opened == []
+    state.update(phase=Phase.RUNNING, address=ADDRESS)
+    icon.menu(icon)
+    assert desktop.opened == ["http://127.0.0.1:8989/"]
+
+
+class FakeClipboardDlls:
+    """user32 and kernel32 as far as the clipboard goes, with real memory behind GlobalLock."""
+
+    def __init__(self) -> None:
+        self.memory = ctypes.create_string_buffer(1024)
+        self.opened_with: list[int | None] = []
+        self.owner: int | None = None
+        self.data: bytes = b""
+        self.closed = 0
+
+    def OpenClipboard(self, hwnd: int | None) -> int:  # noqa: N802 - Win32 names
+        self.opened_with.append(hwnd)
+        return 1
+
+    def EmptyClipboard(self) -> int:  # noqa: N802
+        self.owner = self.opened_with[-1]  # EmptyClipboard makes the opening window the owner
+        return 1
+
+    def GlobalAlloc(self, flags: int, size: int) -> int:  # noqa: N802
+        self.size = size
+        return 7
+
+    def GlobalLock(self, handle: int) -> int:  # noqa: N802
+        return ctypes.addressof(self.memory)
+
+    def GlobalUnlock(self, handle: int) -> int:  # noqa: N802
+        return 0
+
+    def GlobalFree(self, handle: int) -> int:  # noqa: N802
+        return 0
+
+    def SetClipboardData(self, fmt: int, handle: int) -> int:  # noqa: N802
+        if self.owner is None:  # what Windows does after OpenClipboard(NULL)
+            return 0
+        self.data = self.memory.raw[: self.size]
+        return handle
+
+    def CloseClipboard(self) -> int:  # noqa: N802
+        self.closed += 1
+        return 1
+
+
+def test_tray_copy_on_windows_opens_the_clipboard_with_the_icons_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    dlls = FakeClipboardDlls()
+    monkeypatch.setattr(shell_module, "_win32_dlls", lambda: (dlls, dlls))
+    monkeypatch.setattr(tray_module, "Desktop", functools.partial(shell_module.Desktop, platform="win32"))
+    state = AppState(running())
+    tray = TrayUI(FakeService(state), state, Settings(), icon_cls=FakeWin32Icon, autostart=FakeAutostart())
+    tray.icon._hwnd = 0x5150  # set by pystray when its loop starts
+
+    item_named(tray, "Copy base URL")(tray.icon)
+
+    assert dlls.opened_with == [0x5150]
+    assert dlls.data == "http://127.0.0.1:8989/v1".encode("utf-16-le") + b"\x00\x00"
+    assert dlls.closed == 1
 
 
 @pytest.mark.parametrize(

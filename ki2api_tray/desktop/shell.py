@@ -12,9 +12,9 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +57,25 @@ def clipboard_commands(environ: Mapping[str, str], platform: str = sys.platform)
 
 
 class Desktop:
-    """The real implementation for the running OS."""
+    """The real implementation for the running OS.
 
-    def __init__(self, environ: Mapping[str, str] | None = None, platform: str = sys.platform) -> None:
+    `owner_window` returns the window that owns the clipboard on Windows (the tray icon's hidden window).
+    """
+
+    def __init__(
+        self,
+        environ: Mapping[str, str] | None = None,
+        platform: str = sys.platform,
+        owner_window: Callable[[], int | None] = lambda: None,
+    ) -> None:
         self._environ = environ if environ is not None else os.environ
         self._platform = platform
         self._frozen = bool(getattr(sys, "frozen", False))
+        self._owner_window = owner_window
 
     def copy(self, text: str) -> None:
         if self._platform == "win32":
-            _copy_win32(text)
+            copy_win32(text, self._owner_window())
             return
         commands = clipboard_commands(self._environ, self._platform)
         if not commands:
@@ -112,25 +121,21 @@ class Desktop:
             raise DesktopError(exc.strerror or str(exc)) from exc
 
 
-def _copy_win32(text: str) -> None:
-    """CF_UNICODETEXT through user32/kernel32; another program may hold the clipboard for a moment."""
-    import ctypes
-    from ctypes import wintypes
+def copy_win32(text: str, owner: int | None, user32: Any = None, kernel32: Any = None) -> None:
+    """CF_UNICODETEXT through user32/kernel32; another program may hold the clipboard for a moment.
 
-    user32 = ctypes.WinDLL("user32", use_last_error=True)  # type: ignore[attr-defined]
-    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
-    user32.OpenClipboard.argtypes = [wintypes.HWND]
-    user32.SetClipboardData.argtypes = [wintypes.UINT, wintypes.HANDLE]
-    user32.SetClipboardData.restype = wintypes.HANDLE
-    kernel32.GlobalAlloc.argtypes = [wintypes.UINT, ctypes.c_size_t]
-    kernel32.GlobalAlloc.restype = wintypes.HGLOBAL
-    kernel32.GlobalLock.argtypes = [wintypes.HGLOBAL]
-    kernel32.GlobalLock.restype = ctypes.c_void_p
-    kernel32.GlobalUnlock.argtypes = [wintypes.HGLOBAL]
+    The clipboard is opened *with a window*: "If an application calls OpenClipboard with hWnd set to NULL,
+    EmptyClipboard sets the clipboard owner to NULL; this causes SetClipboardData to fail" (Microsoft's
+    OpenClipboard documentation). `user32`/`kernel32` replace the DLLs in tests.
+    """
+    import ctypes
+
+    if user32 is None or kernel32 is None:
+        user32, kernel32 = _win32_dlls()
     gmem_moveable, cf_unicodetext = 0x0002, 13
 
     deadline = time.monotonic() + 0.5
-    while not user32.OpenClipboard(None):
+    while not user32.OpenClipboard(owner):
         if time.monotonic() > deadline:
             raise DesktopError("another program is holding the clipboard")
         time.sleep(0.01)
@@ -144,6 +149,26 @@ def _copy_win32(text: str) -> None:
         ctypes.memmove(pointer, data, len(data))
         kernel32.GlobalUnlock(handle)
         if not user32.SetClipboardData(cf_unicodetext, handle):
+            kernel32.GlobalFree(handle)  # still ours when the clipboard did not take it
             raise DesktopError(f"Windows refused the clipboard data (error {ctypes.get_last_error()})")  # type: ignore[attr-defined]
     finally:
         user32.CloseClipboard()
+
+
+def _win32_dlls() -> tuple[Any, Any]:
+    import ctypes
+    from ctypes import wintypes
+
+    user32 = ctypes.WinDLL("user32", use_last_error=True)  # type: ignore[attr-defined]
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    user32.OpenClipboard.argtypes = [wintypes.HWND]
+    user32.SetClipboardData.argtypes = [wintypes.UINT, wintypes.HANDLE]
+    user32.SetClipboardData.restype = wintypes.HANDLE
+    kernel32.GlobalAlloc.argtypes = [wintypes.UINT, ctypes.c_size_t]
+    kernel32.GlobalAlloc.restype = wintypes.HGLOBAL
+    kernel32.GlobalLock.argtypes = [wintypes.HGLOBAL]
+    kernel32.GlobalLock.restype = ctypes.c_void_p
+    kernel32.GlobalUnlock.argtypes = [wintypes.HGLOBAL]
+    kernel32.GlobalFree.argtypes = [wintypes.HGLOBAL]
+    kernel32.GlobalFree.restype = wintypes.HGLOBAL
+    return user32, kernel32

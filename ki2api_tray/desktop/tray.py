@@ -1,8 +1,8 @@
 """TrayUI: the pystray icon and menu. It reads `AppState` snapshots and asks the service to act.
 
 pystray runs on the main thread (macOS requires it); `setup` starts the service and returns. Every change
-to the icon, title, menu or a notification goes through `ui_call`, which hops to the AppKit main thread on
-macOS (pystray does not marshal there, and macOS 26+ kills the process for off-main-thread menu updates).
+to the icon, title, menu or a notification goes through `TrayUI.ui_call`, which runs it on the thread the
+backend owns (see `ui_thread`): pystray does not marshal on Windows or macOS.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from ..wording import (
 from . import autostart as autostart_module
 from .icons import status_icon
 from .shell import Desktop, DesktopActions, DesktopError
+from .ui_thread import PostMessage, UiThread
 
 if TYPE_CHECKING:
     import pystray
@@ -40,19 +41,6 @@ log = logging.getLogger(__name__)
 
 NOTIFY_TITLE_LIMIT = 60  # Windows szInfoTitle[64]
 NOTIFY_TEXT_LIMIT = 250  # Windows szInfo[256]
-_ui_lock = threading.Lock()
-
-
-def ui_call(fn: Callable[..., object], *args: object) -> None:
-    """Run one pystray mutation on the thread the backend expects. The only way the tray changes the UI."""
-    if sys.platform == "darwin":
-        from PyObjCTools import AppHelper  # pyobjc comes with pystray on macOS
-
-        AppHelper.callAfter(fn, *args)
-    else:
-        # GTK backends marshal through GLib themselves; win32 rebuilds menus on the calling thread.
-        with _ui_lock:
-            fn(*args)
 
 
 def can_show_tray(environ: Mapping[str, str] = os.environ, platform: str = sys.platform) -> tuple[bool, str]:
@@ -94,13 +82,15 @@ class TrayUI:
         refresh_interval: float = 1.0,
         tick_interval: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now().astimezone(),
+        ui_post: PostMessage | None = None,
     ) -> None:
         import pystray
 
         self.service = service
         self.state = state
         self.settings = settings
-        self.desktop: DesktopActions = desktop or Desktop()
+        # Win32's SetClipboardData needs the clipboard opened by a window: the icon's own.
+        self.desktop: DesktopActions = desktop or Desktop(owner_window=lambda: getattr(self.icon, "_hwnd", None))
         self.autostart = autostart or autostart_module.for_this_os()
         self.tr = Translator(language or choose_language(settings.language))
         self.refresh_interval = refresh_interval  # menus are rebuilt at most this often
@@ -121,6 +111,11 @@ class TrayUI:
         # it shows no tooltip anyway, so there the title only has to be harmless.
         self._latin1_title = cls.__module__.endswith("._xorg")
         self.icon = cls("ki2api-tray", icon=status_icon(self._level), title=self._title(status), menu=self.build_menu())
+        self.ui = UiThread(self.icon, post_message=ui_post)
+
+    def ui_call(self, fn: Callable[..., object], *args: object) -> None:
+        """Run one change to the icon, title, menu or a notification on the thread the backend owns."""
+        self.ui.call(fn, *args)
 
     def _title(self, status: Status) -> str:
         text = tooltip(status, self.tr, self._clock())
@@ -132,6 +127,10 @@ class TrayUI:
         import pystray
 
         item, snap, tr = pystray.MenuItem, self.state.snapshot, self.tr
+
+        def running(_: object = None) -> bool:
+            return snap().phase is Phase.RUNNING
+
         return pystray.Menu(
             item(lambda _: status_line(snap(), tr), None, enabled=False),
             item(lambda _: token_line(snap().token, tr, self._clock()), None, enabled=False),
@@ -142,12 +141,8 @@ class TrayUI:
             item(lambda _: tr("menu.copy_url", url=self.base_url()), self.copy_base_url),
             item(tr("menu.copy_key"), self.copy_api_key),
             # The default item is what a left click does on Windows: something harmless, never Stop.
-            item(
-                tr("menu.open_status"),
-                self.open_status_page,
-                enabled=lambda _: snap().phase is Phase.RUNNING,
-                default=True,
-            ),
+            # pystray runs the default item on a left click even when it is disabled: guard the action too.
+            item(tr("menu.open_status"), _only_when(running, self.open_status_page), enabled=running, default=True),
             pystray.Menu.SEPARATOR,
             item(tr("menu.open_logs"), self.open_logs),
             item(tr("menu.open_config"), self.open_config),
@@ -217,11 +212,11 @@ class TrayUI:
             return
         self._quitting = True
         self._stop_refreshing()
-        ui_call(self._hide)
+        self.ui_call(self._hide)
         try:
             self.service.close()
         finally:
-            ui_call(self.icon.stop)
+            self.ui_call(self.icon.stop)
 
     def _copy(self, text: str) -> None:
         try:
@@ -240,6 +235,7 @@ class TrayUI:
     def run(self) -> None:
         """Show the icon and block until Quit. Must be called on the main thread."""
         _hide_dock_icon()
+        self.ui.owner = threading.current_thread()  # pystray's loop runs here
         try:
             self.icon.run(self._setup)
         except Exception as exc:
@@ -254,7 +250,7 @@ class TrayUI:
                 self.service.close()
 
     def _setup(self, icon: pystray.Icon) -> None:
-        ui_call(setattr, icon, "visible", True)
+        self.ui_call(setattr, icon, "visible", True)
         self._seen = self.state.snapshot()
         self._unsubscribe = self.state.subscribe(self._on_state)
         threading.Thread(target=self._tick, name="ki2api-tray-tick", daemon=True).start()
@@ -273,7 +269,7 @@ class TrayUI:
     def notify(self, message: str, title: str | None = None) -> None:
         title = shorten(title or self.tr("notify.title"), NOTIFY_TITLE_LIMIT)
         message = shorten(message, NOTIFY_TEXT_LIMIT)
-        ui_call(self._show_notification, message, title)
+        self.ui_call(self._show_notification, message, title)
 
     def _show_notification(self, message: str, title: str) -> None:
         if not getattr(self.icon, "HAS_NOTIFICATION", False):
@@ -334,7 +330,7 @@ class TrayUI:
         with self._refresh_lock:
             self._refresh_pending = False
             self._last_refresh = time.monotonic()
-        ui_call(self._apply, self.state.snapshot())
+        self.ui_call(self._apply, self.state.snapshot())
 
     def _apply(self, status: Status) -> None:
         try:
@@ -355,6 +351,14 @@ class TrayUI:
         with self._refresh_lock:
             if self._timer is not None:
                 self._timer.cancel()
+
+
+def _only_when(condition: Callable[[], bool], action: Callable[[], None]) -> Callable[[], None]:
+    def guarded() -> None:
+        if condition():
+            action()
+
+    return guarded
 
 
 def _is_gerror(exc: BaseException) -> bool:
