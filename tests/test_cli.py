@@ -80,7 +80,7 @@ def test_serve_refuses_public_host_with_default_key(kiro_env: KiroEnv) -> None:
 def test_quit_then_relaunch_on_the_same_port_right_after_requests(kiro_env: KiroEnv) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    for run in range(2):
+    for _ in range(2):  # the first run, then the relaunch
         process = subprocess.Popen(
             [sys.executable, "-m", "ki2api_tray", "serve", "--port", str(port)],
             stdout=subprocess.PIPE,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ki2api_tray.kiro.watcher import TokenFileWatcher
+from ki2api_tray.kiro.watcher import TokenFileWatcher, watch_target
 
 NOTICE_WITHIN = 1.0  # seconds: "atomic replace, rewrite, delete and re-create all noticed within a second"
 QUIET = 0.6  # how long "nothing more happens" is observed after a burst (several debounce windows)
@@ -62,7 +62,7 @@ def watch(token_path: Path) -> Iterator[Callable[..., tuple[TokenFileWatcher, Ca
 
     def start(**kwargs: float) -> tuple[TokenFileWatcher, Calls]:
         calls = Calls()
-        watcher = TokenFileWatcher(token_path, calls, **{"debounce": 0.1, **kwargs})
+        watcher = TokenFileWatcher(token_path, calls, home=token_path.parents[3], **{"debounce": 0.1, **kwargs})
         watcher.start()
         watchers.append(watcher)
         return watcher, calls
@@ -135,7 +135,7 @@ def test_watcher_folder_created_late(watch: Callable[..., tuple[TokenFileWatcher
     home = token_path.parents[3]
     home.mkdir(parents=True)
     watcher, calls = watch()
-    assert watcher.watched_dir == home  # nearest existing ancestor
+    assert watcher.watched_dir is None  # never the home folder: a cheap timer looks for ~/.aws instead
     token_path.parent.mkdir(parents=True)  # like `mkdir -p ~/.aws/sso/cache` on first Kiro login
     write_atomically(token_path, {"accessToken": "e"})
     calls.wait_for(1)
@@ -154,6 +154,44 @@ def test_watcher_folder_created_one_level_at_a_time(
         level.mkdir()
     token_path.write_text('{"accessToken": "g"}')
     calls.wait_for(1)
+
+
+def test_watcher_watches_the_nearest_folder_below_home(
+    watch: Callable[..., tuple[TokenFileWatcher, Calls]], token_path: Path
+) -> None:
+    aws = token_path.parents[2]
+    aws.mkdir(parents=True)  # ~/.aws exists (the AWS CLI made it), sso/cache does not yet
+    watcher, calls = watch()
+    assert watcher.watched_dir == aws
+    token_path.parent.mkdir(parents=True)
+    write_atomically(token_path, {"accessToken": "j"})
+    calls.wait_for(1)
+    wait_for(lambda: watcher.watched_dir == token_path.parent)
+
+
+@pytest.mark.parametrize(
+    ("existing", "token", "expected"),
+    [
+        ("home/.aws/sso/cache", "home/.aws/sso/cache/t.json", "home/.aws/sso/cache"),
+        ("home/.aws", "home/.aws/sso/cache/t.json", "home/.aws"),
+        ("home", "home/.aws/sso/cache/t.json", None),  # the home folder: FSEvents would report all of it
+        ("home", "home/t.json", None),  # a token straight in home: the timer, not a watch on home
+        ("srv/tokens", "srv/tokens/t.json", "srv/tokens"),  # KIRO_TOKEN_FILE outside home
+        ("srv", "srv/tokens/t.json", "srv"),
+        ("", "nowhere/tokens/t.json", None),  # only the folder above home exists
+    ],
+)
+def test_watch_target_is_never_home_or_above(tmp_path: Path, existing: str, token: str, expected: str | None) -> None:
+    (tmp_path / "home").mkdir(exist_ok=True)
+    (tmp_path / existing).mkdir(parents=True, exist_ok=True)
+
+    target = watch_target(tmp_path / token, tmp_path / "home")
+
+    assert target == (tmp_path / expected if expected else None)
+
+
+def test_watch_target_never_the_root() -> None:
+    assert watch_target(Path("/no-such-ki2api-folder/t.json"), Path("/no-such-home")) is None
 
 
 def test_watcher_survives_folder_removed_and_recreated(

@@ -1,8 +1,11 @@
 """TokenFileWatcher: tells the service when Kiro's token file was written, replaced or deleted.
 
-watchdog watches the file's *directory* (or its nearest existing ancestor, re-armed downwards as folders
-appear), because atomic writers only produce a `moved` event whose destination is the token file and a
-missing directory makes watchdog fail. Bursts are debounced to one callback; a slow poll backs it up.
+watchdog watches the file's *directory* (or its nearest existing ancestor below the home folder, re-armed
+downwards as folders appear), because atomic writers only produce a `moved` event whose destination is the
+token file and a missing directory makes watchdog fail. It never watches the home folder or anything above
+it: macOS FSEvents streams are recursive and watchdog stats every path they report, which makes macOS ask
+the person for access to Downloads, Documents or other apps' data. Until a folder on the token's path exists
+below home, a cheap timer looks for it. Bursts are debounced to one callback; a slow poll backs it up.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
+
+from .. import paths
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +45,12 @@ class TokenFileWatcher:
         debounce: float = 0.3,
         poll_interval: float = 60.0,
         max_delay: float = 2.0,
+        appear_interval: float = 0.5,
+        home: Path | None = None,
     ) -> None:
         self.path = Path(path)
+        self.home = home if home is not None else paths.home_dir()
+        self.appear_interval = appear_interval  # how often to look for the folder while none can be watched
         self.on_change = on_change
         self.debounce = debounce
         self.poll_interval = poll_interval
@@ -111,11 +120,17 @@ class TokenFileWatcher:
 
     def _run(self) -> None:
         next_poll = time.monotonic() + self.poll_interval
+        next_look = time.monotonic() + self.appear_interval
         while True:
             with self._wake:
                 while not self._closing and not self._rearm:
                     now = time.monotonic()
                     deadline = min(next_poll, self._due if self._due is not None else next_poll)
+                    if self._watched is None:  # nothing watchable yet: look for the folder now and then
+                        deadline = min(deadline, next_look)
+                        if now >= next_look:
+                            self._rearm = True
+                            break
                     if now >= deadline:
                         break
                     self._wake.wait(deadline - now)
@@ -123,6 +138,8 @@ class TokenFileWatcher:
                     return
                 rearm, self._rearm = self._rearm, False
                 now = time.monotonic()
+                if rearm:
+                    next_look = now + self.appear_interval
                 fire = self._due is not None and now >= self._due
                 if fire:
                     self._due = self._burst_started = None
@@ -152,20 +169,25 @@ class TokenFileWatcher:
             log.exception("token change handler failed")
 
     def _arm_if_moved(self) -> None:
-        target = _nearest_existing(self.path.parent)
+        target = watch_target(self.path, self.home)
+        if target is None and self._watched is None:
+            return
         if target != self._watched or self._observer is None or not self._observer.is_alive():
             self._arm()
 
     def _arm(self) -> None:
-        """(Re)start the observer on the deepest existing folder on the way to the token."""
+        """(Re)start the observer on the deepest existing folder on the way to the token, if one may be watched."""
         self._disarm()
         for _attempt in range(5):
-            target = _nearest_existing(self.path.parent)
+            target = watch_target(self.path, self.home)
+            if target is None:
+                log.debug("no folder of %s below home yet; looking every %.1f s", self.path, self.appear_interval)
+                return
             observer = _start_observer(target, self)
             if observer is not None:
                 self._observer, self._watched = observer, target
                 # The folder chain may have grown while we were arming: go one level deeper now.
-                if _nearest_existing(self.path.parent) != target:
+                if watch_target(self.path, self.home) != target:
                     self._request(rearm=True)
                 return
         log.warning("cannot watch %s; relying on the %.0f s poll", self.path.parent, self.poll_interval)
@@ -203,11 +225,24 @@ def _start_observer(directory: Path, watcher: TokenFileWatcher) -> BaseObserver 
     return None
 
 
-def _nearest_existing(directory: Path) -> Path:
-    current = directory
+def watch_target(token_file: Path, home: Path) -> Path | None:
+    """The folder to watch for `token_file`: the deepest existing one on its path, unless that is the home
+    folder, a folder above it, or the root; None means "nothing may be watched yet"."""
+    current = token_file.parent
     while not current.is_dir() and current.parent != current:
         current = current.parent
+    if current.parent == current or _contains(current, home):
+        return None
     return current
+
+
+def _contains(folder: Path, other: Path) -> bool:
+    """True when `other` is `folder` or lies inside it."""
+    try:
+        other.relative_to(folder)
+    except ValueError:
+        return False
+    return True
 
 
 def _signature(path: Path) -> _Signature:
