@@ -66,6 +66,8 @@ EN: dict[str, str] = {
     "notify.copy_failed": "Could not copy to the clipboard: {reason}",
     "notify.open_failed": "Could not open {target}: {reason}",
     "notify.autostart_failed": "Could not change “Start at login”: {reason}",
+    "notify.move_to_applications": "macOS runs ki2api from a temporary copy. Move ki2api-tray.app to the "
+    "Applications folder and open it from there; “Start at login” works only from there.",
     # Status page.
     "page.title": "ki2api status",
     "page.server": "Server",
@@ -135,6 +137,8 @@ ZH: dict[str, str] = {
     "notify.copy_failed": "无法复制到剪贴板：{reason}",
     "notify.open_failed": "无法打开 {target}：{reason}",
     "notify.autostart_failed": "无法更改“登录时自动启动”：{reason}",
+    "notify.move_to_applications": "macOS 正在从临时副本运行 ki2api。请把 ki2api-tray.app 移到“应用程序”文件夹，"
+    "再从那里打开；“登录时自动启动”只在那里有效。",
     "page.title": "ki2api 状态",
     "page.server": "服务",
     "page.token": "Kiro 登录",

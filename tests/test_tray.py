@@ -781,6 +781,12 @@ def test_tray_ui_calls_after_the_window_is_gone_are_dropped() -> None:
     assert posted == []
 
 
+def test_tray_asks_to_move_a_translocated_app(running_tray: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tray_module, "placement_problem", lambda: "macOS is running ki2api from a temporary copy")
+    tray, state, icon, _ = running_tray()
+    wait_for(lambda: any("Move ki2api-tray.app to the Applications folder" in m for _, m in icon.notifications))
+
+
 def test_tray_left_click_never_runs_the_disabled_default_item() -> None:
     desktop = FakeDesktop()
     tray, state, icon = make_tray(Status(phase=Phase.STOPPED), desktop=desktop)

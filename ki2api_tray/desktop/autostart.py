@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from xml.parsers.expat import ExpatError
 
 from .. import paths
+from .translocation import placement_problem
 
 ENTRY_NAME = "ki2api-tray"
 LAUNCH_AGENT_LABEL = "io.github.ki2api.tray"
@@ -23,6 +24,10 @@ RUN_KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
 STARTUP_APPROVED_KEY = r"Software\Microsoft\Windows\CurrentVersion\Explorer\StartupApproved\Run"
 # What Task Manager writes for an enabled entry: first byte even (02), the FILETIME part zero.
 STARTUP_APPROVED_ENABLED = b"\x02" + b"\x00" * 11
+
+
+class AutostartRefused(Exception):
+    """Start at login cannot be switched on from where the app runs; the message says what to do."""
 
 
 class Autostart(Protocol):
@@ -141,9 +146,10 @@ class XdgAutostart:
 
 
 class LaunchAgentAutostart:
-    def __init__(self, plist_file: Path, command: Sequence[str]) -> None:
+    def __init__(self, plist_file: Path, command: Sequence[str], platform: str = "darwin") -> None:
         self.plist_file = plist_file
         self.command = list(command)
+        self.platform = platform
 
     def is_enabled(self) -> bool:
         try:
@@ -153,6 +159,9 @@ class LaunchAgentAutostart:
         return bool(data.get("RunAtLoad")) and not data.get("Disabled", False)
 
     def enable(self) -> None:
+        problem = placement_problem(self.command[0], self.platform)
+        if problem:  # a LaunchAgent pointing into a temporary copy would fail at the next login
+            raise AutostartRefused(problem)
         self.plist_file.parent.mkdir(parents=True, exist_ok=True)
         self.plist_file.write_bytes(launch_agent_plist(self.command))
 

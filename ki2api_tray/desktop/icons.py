@@ -14,6 +14,9 @@ from ..wording import Level
 
 SIZE = 64
 _SCALE = 4
+# macOS menu bar: 18 points tall in the 22-point bar, drawn with 2 pixels per point for Retina screens.
+MENU_BAR_POINTS = 18
+MENU_BAR_SCALE = 2
 
 TILE = {"top": (139, 92, 246), "bottom": (91, 33, 182)}  # violet, close to Kiro's own brand colour
 TILE_OFF = {"top": (156, 163, 175), "bottom": (107, 114, 128)}
@@ -31,12 +34,24 @@ def status_icon(level: Level, size: int = SIZE) -> Image.Image:
     return _render(size, TILE_OFF if level is Level.OFF else TILE, BADGE[level])
 
 
+@lru_cache(maxsize=8)
+def menu_bar_icon(level: Level) -> Image.Image:
+    """The macOS menu-bar image: 36 px for 18 pt at 2x, with a larger badge that still reads at that size."""
+    size = MENU_BAR_POINTS * MENU_BAR_SCALE
+    return _render(size, TILE_OFF if level is Level.OFF else TILE, BADGE[level], badge_box=(35, 35, 64, 64))
+
+
 def app_icon(size: int = 256) -> Image.Image:
     """The application icon (installers, .ico/.icns): the tile and glyph without a badge."""
     return _render(size, TILE, None)
 
 
-def _render(size: int, tile: dict[str, tuple[int, int, int]], badge: tuple[int, int, int] | None) -> Image.Image:
+def _render(
+    size: int,
+    tile: dict[str, tuple[int, int, int]],
+    badge: tuple[int, int, int] | None,
+    badge_box: tuple[float, float, float, float] = (39, 39, 64, 64),
+) -> Image.Image:
     # Drawn on a 64-unit grid at least 4x the target size, then scaled down: crisp edges at any size.
     scale = max(_SCALE, -(-size * _SCALE // SIZE))
     big = SIZE * scale
@@ -45,7 +60,7 @@ def _render(size: int, tile: dict[str, tuple[int, int, int]], badge: tuple[int, 
     draw = ImageDraw.Draw(image)
     _draw_glyph(draw, scale)
     if badge is not None:
-        _draw_badge(draw, badge, scale)
+        _draw_badge(draw, badge, scale, badge_box)
     return image.resize((size, size), Image.Resampling.LANCZOS)
 
 
@@ -77,7 +92,11 @@ def _draw_glyph(draw: ImageDraw.ImageDraw, scale: int) -> None:
     draw.polygon(_s(scale, 41, 14, 47, 14, 55, 23, 47, 32, 41, 32, 49, 23), fill=white)  # chevron
 
 
-def _draw_badge(draw: ImageDraw.ImageDraw, colour: tuple[int, int, int], scale: int) -> None:
+def _draw_badge(
+    draw: ImageDraw.ImageDraw, colour: tuple[int, int, int], scale: int, box: tuple[float, float, float, float]
+) -> None:
     """A status dot in the lower-right corner with a white ring so it stands out on any tray."""
-    draw.ellipse(_s(scale, 39, 39, 64, 64), fill=(255, 255, 255, 255))
-    draw.ellipse(_s(scale, 42.5, 42.5, 60.5, 60.5), fill=(*colour, 255))
+    left, top, right, bottom = box
+    ring = (right - left) * 0.14
+    draw.ellipse(_s(scale, left, top, right, bottom), fill=(255, 255, 255, 255))
+    draw.ellipse(_s(scale, left + ring, top + ring, right - ring, bottom - ring), fill=(*colour, 255))

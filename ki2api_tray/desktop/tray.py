@@ -20,6 +20,7 @@ from ..config import Settings, write_default_config
 from ..i18n import Translator, choose_language
 from ..state import AppState, Phase, Status, TokenHealth
 from ..wording import (
+    Level,
     level_of,
     port_in_use,
     quota_line,
@@ -30,12 +31,15 @@ from ..wording import (
     tooltip,
 )
 from . import autostart as autostart_module
-from .icons import status_icon
+from .icons import menu_bar_icon, status_icon
+from .menu_bar import retina_icon_class
 from .shell import Desktop, DesktopActions, DesktopError
+from .translocation import placement_problem
 from .ui_thread import PostMessage, UiThread
 
 if TYPE_CHECKING:
     import pystray
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +87,7 @@ class TrayUI:
         tick_interval: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now().astimezone(),
         ui_post: PostMessage | None = None,
+        placement: Callable[[], str] | None = None,
     ) -> None:
         import pystray
 
@@ -96,6 +101,7 @@ class TrayUI:
         self.refresh_interval = refresh_interval  # menus are rebuilt at most this often
         self.tick_interval = tick_interval  # "expires in N min" changes with time alone
         self._clock = clock
+        self._placement = placement or placement_problem  # where the app runs from, if that is a problem
         self._closed = threading.Event()
         self._quitting = False
         self._refresh_lock = threading.Lock()
@@ -107,15 +113,21 @@ class TrayUI:
         self._seen = status  # the last snapshot notifications were decided on
         self._level = level_of(status)  # the level the icon image shows
         cls = icon_cls or pystray.Icon
+        self._menu_bar = cls.__module__.endswith("._darwin")
+        if self._menu_bar:
+            cls = retina_icon_class(cls)
         # pystray's X11 backend writes the title as a Latin-1 window name and crashes on "—" or Chinese;
         # it shows no tooltip anyway, so there the title only has to be harmless.
         self._latin1_title = cls.__module__.endswith("._xorg")
-        self.icon = cls("ki2api-tray", icon=status_icon(self._level), title=self._title(status), menu=self.build_menu())
+        self.icon = cls("ki2api-tray", icon=self._image(self._level), title=self._title(status), menu=self.build_menu())
         self.ui = UiThread(self.icon, post_message=ui_post)
 
     def ui_call(self, fn: Callable[..., object], *args: object) -> None:
         """Run one change to the icon, title, menu or a notification on the thread the backend owns."""
         self.ui.call(fn, *args)
+
+    def _image(self, level: Level) -> Image.Image:
+        return menu_bar_icon(level) if self._menu_bar else status_icon(level)
 
     def _title(self, status: Status) -> str:
         text = tooltip(status, self.tr, self._clock())
@@ -260,6 +272,8 @@ class TrayUI:
             self.notify(
                 self.tr("notify.no_token", path=str(self.settings.token_file)), self.tr("notify.no_token_title")
             )
+        if self._placement():  # macOS App Translocation or the mounted disk image
+            self.notify(self.tr("notify.move_to_applications"))
         self._schedule_refresh()
 
     def show_already_running(self) -> None:
@@ -337,7 +351,7 @@ class TrayUI:
             level = level_of(status)
             if level is not self._level:
                 self._level = level
-                self.icon.icon = status_icon(level)
+                self.icon.icon = self._image(level)
             self.icon.title = self._title(status)
             self.icon.update_menu()
         except Exception:
