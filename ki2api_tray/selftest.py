@@ -14,6 +14,7 @@ import os
 import pkgutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -70,6 +71,7 @@ def run_selftest(settings: Settings) -> int:
         ("app modules", check_app_modules),
         ("runtime modules", check_runtime_modules),
         ("tray backend", check_tray_backend),
+        ("desktop", lambda: check_desktop(settings)),
         ("assets", check_assets),
         ("server", lambda: check_server(settings)),
     )
@@ -134,6 +136,68 @@ def check_tray_backend() -> Check:
     if spec is None:
         return Check("tray backend", False, f"{backend} is not in the build")
     return Check("tray backend", True, f"{backend} bundled; not loaded because {reason}")
+
+
+def check_desktop(settings: Settings) -> Check:
+    """The double-click path's own pieces: the single-instance lock and its doorbell, `PyObjCTools.AppHelper` on
+    macOS (every tray change goes through it), and the tray built with this OS's backend where a session exists."""
+    from .desktop.instance import SingleInstance
+    from .desktop.tray import can_show_tray
+
+    done = []
+    with tempfile.TemporaryDirectory(prefix="ki2api-selftest-", ignore_cleanup_errors=True) as tmp:
+        folder = Path(tmp)
+        first, second = SingleInstance(folder / "state" / "ki2api-tray.lock"), SingleInstance(
+            folder / "state" / "ki2api-tray.lock"
+        )
+        rang = threading.Event()
+        first.set_on_show(rang.set)
+        if not first.acquire():
+            return Check("desktop", False, "could not take the single-instance lock in a fresh folder")
+        try:
+            if second.acquire():
+                return Check("desktop", False, "a second instance took the lock the first one holds")
+            if not second.ask_running_to_show() or not rang.wait(5.0):
+                return Check("desktop", False, "the second instance could not reach the first one's doorbell")
+        finally:
+            second.release()
+            first.release()
+        done.append("instance lock and doorbell work")
+        if sys.platform == "darwin":
+            importlib.import_module("PyObjCTools.AppHelper")
+            done.append("PyObjCTools.AppHelper imported")
+        possible, reason = can_show_tray()
+        if not possible:
+            done.append(f"tray not built because {reason}")
+            return Check("desktop", True, "; ".join(done))
+        done.append(_build_tray(isolated_settings(settings, folder)))
+    return Check("desktop", True, "; ".join(done))
+
+
+class _IdleService:
+    """Stands in for the server while the self-test builds a tray: nothing is started."""
+
+    def start(self) -> bool:
+        return False
+
+    def stop(self, timeout: float = 5.0) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def _build_tray(settings: Settings) -> str:
+    """Build the real tray (this OS's pystray backend, its native menu) without showing or running it."""
+    from .desktop.tray import TrayUI
+    from .state import AppState
+
+    tray = TrayUI(_IdleService(), AppState(), settings)
+    tray.icon.update_menu()  # builds the native menu (HMENU / NSMenu) on this, the main, thread
+    entries = [item.text for item in tray.icon.menu]
+    if len(entries) < 5:
+        raise RuntimeError(f"the tray menu has only {len(entries)} entries")
+    return f"tray built with {type(tray.icon).__module__} ({len(entries)} menu entries, UI calls by {tray.ui.kind})"
 
 
 def check_assets() -> Check:

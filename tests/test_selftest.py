@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -25,7 +28,7 @@ def test_selftest_passes_and_leaves_the_users_token_alone(
     assert selftest.run_selftest(settings) == 0
 
     lines = capsys.readouterr().out.splitlines()
-    for check in ("app modules", "runtime modules", "tray backend", "assets", "server"):
+    for check in ("app modules", "runtime modules", "tray backend", "desktop", "assets", "server"):
         assert any(line.startswith(f"ok   {check}:") for line in lines), lines
     assert lines[-1].startswith("selftest: passed")
     # An expired login would be refreshed and written back by a real start; the self-test must not try.
@@ -84,3 +87,29 @@ def test_asset_missing_names_the_folder_searched(monkeypatch: pytest.MonkeyPatch
 
 def test_asset_from_source_finds_the_committed_icon() -> None:
     assert asset("icon.png").parent.parent == Path(selftest.__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
+def test_selftest_builds_the_tray_where_there_is_a_session(tmp_path: Path) -> None:
+    """With a display, the desktop check builds the real tray with the platform backend (X11 here; win32 and
+    darwin on the release runners) and rings the single-instance doorbell."""
+    read_end, write_end = os.pipe()
+    xvfb = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "320x240x24", "-nolisten", "tcp"], pass_fds=[write_end]
+    )
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end) as display_pipe:
+            number = display_pipe.readline().strip()
+        assert number, "Xvfb did not start"
+        env = {**os.environ, "DISPLAY": f":{number}", "PYSTRAY_BACKEND": "xorg", "KI2API_HOME": str(tmp_path)}
+        result = subprocess.run(
+            [sys.executable, "-m", "ki2api_tray", "--selftest"], env=env, capture_output=True, text=True, timeout=120
+        )
+    finally:
+        xvfb.terminate()
+        xvfb.wait(timeout=10)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("ok   desktop:"))
+    assert "instance lock and doorbell work" in line and "tray built with pystray._xorg" in line
