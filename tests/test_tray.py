@@ -772,8 +772,15 @@ def test_tray_on_windows_changes_menu_title_and_notifications_only_on_the_icons_
     assert icon.threads == {"menu": {"icon-loop"}, "title": {"icon-loop"}, "notify": {"icon-loop"}}
 
 
+def test_ui_thread_kind_per_backend() -> None:
+    x11_like = types.SimpleNamespace(_message_handlers={})  # pystray's xorg Icon: a handler dict, no window
+    assert UiThread(x11_like, platform="linux").kind == "direct"
+    win32_like = types.SimpleNamespace(_message_handlers={}, _hwnd=None)
+    assert UiThread(win32_like, platform="win32").kind == "window message"
+    assert UiThread(object(), platform="darwin").kind == "appkit"
+
+
 def test_tray_ui_calls_after_the_window_is_gone_are_dropped() -> None:
-    tray, _, icon = make_tray()
     posted: list[int] = []
     ui = UiThread(types.SimpleNamespace(_message_handlers={}, _hwnd=0x99), post_message=lambda h, m: False)
     ui.call(posted.append, 1)

@@ -36,7 +36,9 @@ class UiThread:
         handlers = getattr(icon, "_message_handlers", None)
         if platform == "darwin":
             self.kind = "appkit"
-        elif isinstance(handlers, dict):  # pystray's win32 backend dispatches window messages through this
+        elif isinstance(handlers, dict) and hasattr(icon, "_hwnd"):
+            # pystray's win32 backend: window messages dispatched through `_message_handlers` (the X11 backend
+            # has such a dict too, for X client messages, but no window handle and a loop that marshals itself).
             self.kind = "window message"
             handlers[WM_UI_CALL] = self._drain
             self._post = post_message or _post_message_win32
