@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import socket
 import stat
 import subprocess
@@ -173,3 +174,28 @@ def test_taken_port_with_closed_streams_is_logged(tmp_path: Path, home: Path) ->
         assert run_closed(["serve", "--port", str(port)], tmp_path) == 1
 
     assert f"Port {port} is already in use" in log_text(home)
+
+
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
+def test_running_instance_that_does_not_answer_is_explained(tmp_path: Path, home: Path) -> None:
+    """A second double-click while a hung ki2api holds the lock: without a word it would look ignored."""
+    import fcntl
+
+    lock_file = home / "state" / "ki2api-tray.lock"
+    lock_file.parent.mkdir(parents=True)
+    (tmp_path / "bin").mkdir()
+    shown = fake_notify_send(tmp_path / "bin")
+    read_end, write_end = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-nolisten", "tcp"], pass_fds=[write_end])
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end) as display_pipe, open(lock_file, "a+b") as held:
+            number = display_pipe.readline().strip()
+            fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # the hung instance: lock, no doorbell
+
+            assert run_closed([], tmp_path, {"DISPLAY": f":{number}", "PYSTRAY_BACKEND": "xorg"}) == 0
+    finally:
+        xvfb.terminate()
+        xvfb.wait(timeout=10)
+
+    assert "ki2api is already running but does not answer" in shown.read_text(encoding="utf-8")
