@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ..core.errors import Ki2apiError, KiroUnavailable
 from ..core.model import ChatRequest, StreamEvent
+from ..kiro.answer import answer
 from ..kiro.relay import Relay, Turn
 from ..state import Reporter
 
@@ -91,8 +92,7 @@ async def unless_abandoned(request: Request, work: Awaitable[T], stopping: Calla
 
 async def begin(relay: Relay, chat: ChatRequest) -> tuple[Turn, Batches, list[StreamEvent]]:
     """Prepare the turn and wait for Kiro's first chunk, so errors before it still get a proper HTTP status."""
-    turn = await relay.prepare(chat)
-    batches = relay.events(turn)
+    turn, batches = await answer(relay, chat)
     try:
         first = await batches.__anext__()
     except StopAsyncIteration:

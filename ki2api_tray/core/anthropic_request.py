@@ -18,6 +18,7 @@ from .model import (
     ImagePart,
     Message,
     Part,
+    ResponseFormat,
     Role,
     TextPart,
     Thinking,
@@ -43,6 +44,14 @@ _EFFORTS: dict[str, Effort] = {
 _DEFAULT_ADAPTIVE_EFFORT: Effort = "high"
 # A tool with no input_schema still needs an object schema: Kiro rejects a toolSpecification without one.
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+
+# Fields ki2api reads itself; any other top-level field is dropped and listed.
+_READ_FIELDS = frozenset(
+    {
+        "model", "messages", "system", "tools", "tool_choice", "max_tokens", "stream", "thinking",
+        "output_config", "output_format", "stop_sequences",
+    }
+)  # fmt: skip
 
 _BlockReader = Callable[[dict[str, Any], Role, str], list[Part]]
 
@@ -76,15 +85,22 @@ def anthropic_to_chat(body: object) -> ChatRequest:
     if not messages:
         raise InvalidRequest("`messages` must contain at least one user or assistant message.", param="messages")
 
+    tool_choice = body.get("tool_choice")
     return ChatRequest(
         model=model,
         messages=tuple(messages),
         system="\n\n".join(text for text in system if text),
         tools=_tools(body.get("tools")),
-        tool_choice=_tool_choice(body.get("tool_choice")),
+        tool_choice=_tool_choice(tool_choice),
         max_tokens=_max_tokens(body.get("max_tokens")),
         stream=body.get("stream") is True,
         thinking=_thinking(body.get("thinking"), body.get("output_config")),
+        stop=_stop_sequences(body.get("stop_sequences")),
+        response_format=_output_format(body),
+        parallel_tool_calls=not (
+            isinstance(tool_choice, dict) and tool_choice.get("disable_parallel_tool_use") is True
+        ),
+        dropped=_dropped_fields(body),
     )
 
 
@@ -327,6 +343,36 @@ def _tool_choice(raw: object) -> ToolChoice | None:
         return ToolChoice(mode="tool", name=_required_str(raw, "name", "tool_choice"))
     # Missing or unknown: the model decides, as with no tool_choice at all.
     return None
+
+
+def _stop_sequences(raw: object) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
+        raise InvalidRequest("`stop_sequences` must be a list of strings.", param="stop_sequences")
+    return tuple(s for s in raw if s)
+
+
+def _output_format(body: dict[str, Any]) -> ResponseFormat | None:
+    """Structured outputs: `output_config.format` (current) or the beta's top-level `output_format`."""
+    config = body.get("output_config")
+    where, raw = "output_format", body.get("output_format")
+    if isinstance(config, dict) and config.get("format") is not None:
+        where, raw = "output_config.format", config["format"]
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or raw.get("type") != "json_schema" or not isinstance(raw.get("schema"), dict):
+        raise InvalidRequest(f'`{where}` must look like {{"type": "json_schema", "schema": {{...}}}}.', param=where)
+    return ResponseFormat(raw["schema"], name="json_schema")
+
+
+def _dropped_fields(body: dict[str, Any]) -> tuple[str, ...]:
+    """Top-level fields sent with a value that Kiro cannot honour (temperature, top_k, ...), sorted."""
+    dropped = {k for k, v in body.items() if k not in _READ_FIELDS and v is not None}
+    config = body.get("output_config")
+    if isinstance(config, dict):
+        dropped.update(f"output_config.{k}" for k in config if k not in ("effort", "format"))
+    return tuple(sorted(dropped))
 
 
 def _max_tokens(raw: object) -> int | None:

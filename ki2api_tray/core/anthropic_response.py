@@ -30,6 +30,7 @@ _STOP_REASONS: dict[StopReason, str] = {
     "tool_use": "tool_use",
     "max_tokens": "max_tokens",
     "content_filter": "refusal",
+    "stop_sequence": "stop_sequence",
 }
 
 # Anthropic's documented HTTP status -> error type table.
@@ -136,7 +137,7 @@ class AnthropicStreamEncoder:
         out = self._close_block()
         self._finished = True
         usage = self._usage
-        delta = {"stop_reason": _stop_reason(finish.reason, self._saw_tool_call), "stop_sequence": None}
+        delta = {"stop_reason": _stop_reason(finish.reason, self._saw_tool_call), "stop_sequence": _matched(finish)}
         message_usage = {
             "input_tokens": usage.input_tokens if usage else self._input_tokens,
             "output_tokens": usage.output_tokens if usage else 0,
@@ -175,7 +176,7 @@ def anthropic_message(
     """A whole non-streaming Messages response; consecutive deltas of one kind become one block."""
     content: list[dict[str, Any]] = []
     usage: Usage | None = None
-    reason: StopReason = "end_turn"
+    finish = Finish("end_turn")
     saw_tool_call = False
     for kind, group in groupby(events, key=type):
         if kind is TextDelta:
@@ -195,15 +196,15 @@ def anthropic_message(
             elif isinstance(event, Usage):
                 usage = event
             elif isinstance(event, Finish):
-                reason = event.reason
+                finish = event
     return {
         "id": message_id,
         "type": "message",
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": _stop_reason(reason, saw_tool_call),
-        "stop_sequence": None,
+        "stop_reason": _stop_reason(finish.reason, saw_tool_call),
+        "stop_sequence": _matched(finish),
         "usage": _usage_body(usage.input_tokens if usage else input_tokens, usage.output_tokens if usage else 0),
     }
 
@@ -224,6 +225,11 @@ def _stop_reason(reason: StopReason, saw_tool_call: bool) -> str:
     if saw_tool_call and reason == "end_turn":
         return "tool_use"
     return _STOP_REASONS[reason]
+
+
+def _matched(finish: Finish) -> str | None:
+    """Anthropic's `stop_sequence`: the string that ended the answer, null for any other stop."""
+    return finish.stop_sequence if finish.reason == "stop_sequence" else None
 
 
 def _usage_body(input_tokens: int, output_tokens: int) -> dict[str, int]:

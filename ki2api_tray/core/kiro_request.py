@@ -220,6 +220,7 @@ def _current_json(
     model: ModelInfo,
     tools: list[dict[str, Any]],
     thinking_tags: bool,
+    reminder: str,
 ) -> dict[str, Any]:
     turn = conversation.current
     system = "" if conversation.history else request.system
@@ -227,8 +228,9 @@ def _current_json(
     if not content.strip():
         content = CONTINUE_PLACEHOLDER
     note = _tool_choice_note(request) if tools else ""
-    if note:
-        content = f"{content}\n\n{note}"
+    for line in (note, reminder):
+        if line:
+            content = f"{content}\n\n{line}"
     if thinking_tags and _THINKING_MARKER not in content and _THINKING_MARKER not in request.system:
         # JW puts the tags on the current message, the turn the model reads most closely (§10.1).
         budget = _budget(request.thinking)
@@ -263,6 +265,7 @@ def build_kiro_request(
     conversation_id: str,
     thinking: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    reminder: str = "",
 ) -> KiroRequest:
     """The Kiro body for `request`; deterministic for a given `conversation_id`.
 
@@ -284,7 +287,7 @@ def build_kiro_request(
 
     state: dict[str, Any] = {"chatTriggerType": "MANUAL", "conversationId": conversation_id}
     state["currentMessage"] = _current_json(
-        conversation, request, model=model, tools=tools, thinking_tags=wants_thinking and not native
+        conversation, request, model=model, tools=tools, thinking_tags=wants_thinking and not native, reminder=reminder
     )
     if conversation.history:
         state["history"] = _history_json(conversation, system=request.system, model=model)

@@ -37,6 +37,16 @@ _KIRO_STOP_REASONS: Mapping[str, StopReason] = MappingProxyType(
 _MAX_QUOTED = 300
 
 
+def cut_call_note(name: str, arguments: str, *, by: str, after_output: bool) -> str:
+    """What the client reads instead of a tool call that was cut off (by Kiro, or by the max_tokens limit)."""
+    lead = "\n\n" if after_output else ""
+    return (
+        f"{lead}[ki2api: your call to the tool `{name or 'unknown'}` was cut off by {by} after "
+        f"{len(arguments.encode('utf-8'))} bytes of arguments, so it was not run. Retry with smaller pieces: "
+        "for example, write the file in several smaller edits instead of one large write.]"
+    )
+
+
 def _new_call_id() -> str:
     return f"call_{uuid.uuid4().hex[:8]}"
 
@@ -240,14 +250,8 @@ class KiroStreamTranslator:
             name = self._tool_names.get(call.name, call.name)
             return [ToolCall(id=call_id, name=name, arguments=arguments)]
         self._truncated = True
-        size = len(arguments.encode("utf-8"))
-        lead = "\n\n" if self._has_output else ""
-        notice = (
-            f"{lead}[ki2api: your call to the tool `{self._tool_names.get(call.name, call.name) or 'unknown'}` "
-            f"was cut off by Kiro after {size} bytes of arguments, so it was not run. Retry with smaller pieces: "
-            "for example, write the file in several smaller edits instead of one large write.]"
-        )
-        return [TextDelta(notice)]
+        name = self._tool_names.get(call.name, call.name)
+        return [TextDelta(cut_call_note(name, arguments, by="Kiro", after_output=self._has_output))]
 
     # --- usage and stop reason -------------------------------------------------------------------------
 

@@ -82,10 +82,29 @@ class ToolSpec:
 
 @dataclass(frozen=True)
 class ToolChoice:
-    """`auto`: the model decides; `none`: no tool; `any`: some tool; `tool`: the one named."""
+    """`auto`: the model decides; `none`: no tool; `any`: some tool; `tool`: the one named.
+
+    `allowed`, when not empty, limits the tools the model may call to these names (OpenAI's
+    `allowed_tools`); the others stay in the request but are not offered to Kiro.
+    """
 
     mode: Literal["auto", "none", "any", "tool"]
     name: str = ""
+    allowed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResponseFormat:
+    """Structured output: the answer's text must be JSON valid against `schema`.
+
+    OpenAI `response_format` (`json_schema`, or `json_object` as an open object schema) and Anthropic
+    `output_format` / `output_config.format` all become this. `name` and `description` describe the
+    schema to the model.
+    """
+
+    schema: dict[str, Any] = field(hash=False, compare=True)
+    name: str = ""
+    description: str = ""
 
 
 Effort = Literal["low", "medium", "high", "max"]
@@ -116,11 +135,18 @@ class ChatRequest:
     max_tokens: int | None = None
     stream: bool = False
     thinking: Thinking | None = None
+    # The answer ends before the first of these strings (which is not sent).
+    stop: tuple[str, ...] = ()
+    response_format: ResponseFormat | None = None
+    # False: only the first tool call of an answer reaches the client.
+    parallel_tool_calls: bool = True
+    # Top-level fields the client sent that Kiro cannot honour, by name: logged, and data for the request log.
+    dropped: tuple[str, ...] = ()
 
 
 # --- what comes back -------------------------------------------------------------------------
 
-StopReason = Literal["end_turn", "tool_use", "max_tokens", "content_filter"]
+StopReason = Literal["end_turn", "tool_use", "max_tokens", "content_filter", "stop_sequence"]
 
 
 @dataclass(frozen=True)
@@ -155,6 +181,8 @@ class Usage:
 @dataclass(frozen=True)
 class Finish:
     reason: StopReason
+    # The stop string that ended the answer, when `reason` is "stop_sequence".
+    stop_sequence: str = ""
 
 
 StreamEvent = TextDelta | ThinkingDelta | ToolCall | Usage | Finish

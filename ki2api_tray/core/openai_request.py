@@ -12,60 +12,58 @@ from .data_url import image_from_data_url
 from .errors import InvalidRequest, UnsupportedImage
 from .model import (
     ChatRequest,
-    Effort,
     ImagePart,
     Message,
     Part,
     TextPart,
-    Thinking,
     ThinkingPart,
     ToolCallPart,
-    ToolChoice,
     ToolResultPart,
-    ToolSpec,
+)
+from .openai_options import (
+    check_meaningful,
+    check_stream_options,
+    dropped_fields,
+    max_tokens_of,
+    non_empty_str,
+    optional_bool,
+    parallel_calls_of,
+    response_format_of,
+    show,
+    stop_of,
+    thinking_of,
+    tools_and_choice,
 )
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 _KNOWN_ROLES = _SYSTEM_ROLES | {"user", "assistant", "tool", "function"}
 
-# Kiro speaks Claude's effort scale: OpenAI's extra rungs fold onto the nearest one it has.
-_EFFORTS: dict[str, Effort | None] = {
-    "none": None,
-    "minimal": "low",
-    "low": "low",
-    "medium": "medium",
-    "high": "high",
-    "xhigh": "max",
-}
-
-_TOOL_CHOICE_MODES: dict[str, ToolChoice] = {
-    "auto": ToolChoice("auto"),
-    "none": ToolChoice("none"),
-    "required": ToolChoice("any"),
-}
-
 
 def openai_to_chat(body: object) -> ChatRequest:
-    """Translate a `/v1/chat/completions` body; fields we do not use (temperature, user, ...) are ignored."""
+    """Translate a `/v1/chat/completions` body; fields Kiro cannot honour (temperature, ...) land in `dropped`."""
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("`model` must be a non-empty string naming the model to use.", param="model")
-    _check_n(body.get("n"))
-    stream = _optional_bool(body.get("stream"), "stream")
-    _check_stream_options(body.get("stream_options"))
+    check_meaningful(body)
+    stream = optional_bool(body.get("stream"), "stream")
+    check_stream_options(body.get("stream_options"))
     system, messages = _messages(body.get("messages"))
-    tools = _tools(body.get("tools")) + _functions(body.get("functions"))
+    tools, tool_choice = tools_and_choice(body)
     return ChatRequest(
         model=model,
         messages=messages,
         system=system,
         tools=tools,
-        tool_choice=_tool_choice(body, tools),
-        max_tokens=_max_tokens(body),
+        tool_choice=tool_choice,
+        max_tokens=max_tokens_of(body),
         stream=stream,
-        thinking=_thinking(body.get("reasoning_effort")),
+        thinking=thinking_of(body.get("reasoning_effort")),
+        stop=stop_of(body),
+        response_format=response_format_of(body),
+        parallel_tool_calls=parallel_calls_of(body),
+        dropped=dropped_fields(body),
     )
 
 
@@ -100,7 +98,7 @@ def _messages(raw: object) -> tuple[str, tuple[Message, ...]]:
         role = message.get("role")
         if not isinstance(role, str) or role not in _KNOWN_ROLES:
             raise InvalidRequest(
-                f"`{path}.role` must be one of system, developer, user, assistant or tool; got {_show(role)}.",
+                f"`{path}.role` must be one of system, developer, user, assistant or tool; got {show(role)}.",
                 param=f"{path}.role",
             )
         if role in _SYSTEM_ROLES:
@@ -149,7 +147,7 @@ def _user_parts(content: object, path: str) -> tuple[Part, ...]:
                 param=part_path,
             )
         else:
-            raise InvalidRequest(f"`{part_path}.type` {_show(kind)} is not a supported content part.", param=part_path)
+            raise InvalidRequest(f"`{part_path}.type` {show(kind)} is not a supported content part.", param=part_path)
     return tuple(parts)
 
 
@@ -199,10 +197,8 @@ def _tool_calls(raw: object, path: str) -> list[ToolCallPart]:
             raise InvalidRequest(f"`{call_path}` must be an object.", param=call_path)
         kind = call.get("type", "function")
         if kind != "function":
-            raise InvalidRequest(
-                f'`{call_path}.type` must be "function"; got {_show(kind)}.', param=f"{call_path}.type"
-            )
-        call_id = _non_empty_str(call.get("id"), f"{call_path}.id")
+            raise InvalidRequest(f'`{call_path}.type` must be "function"; got {show(kind)}.', param=f"{call_path}.type")
+        call_id = non_empty_str(call.get("id"), f"{call_path}.id")
         calls.append(_function_call(call.get("function"), f"{call_path}.function", call_id))
     return calls
 
@@ -210,7 +206,7 @@ def _tool_calls(raw: object, path: str) -> list[ToolCallPart]:
 def _function_call(raw: object, path: str, call_id: str) -> ToolCallPart:
     if not isinstance(raw, dict):
         raise InvalidRequest(f"`{path}` must be an object with `name` and `arguments`.", param=path)
-    name = _non_empty_str(raw.get("name"), f"{path}.name")
+    name = non_empty_str(raw.get("name"), f"{path}.name")
     arguments = raw.get("arguments", "")
     if not isinstance(arguments, str):
         raise InvalidRequest(
@@ -222,9 +218,9 @@ def _function_call(raw: object, path: str, call_id: str) -> ToolCallPart:
 def _tool_result(message: dict[str, Any], role: str, path: str, legacy_ids: dict[str, str]) -> ToolResultPart:
     content = _text_content(message.get("content"), f"{path}.content")
     if role == "tool":
-        return ToolResultPart(_non_empty_str(message.get("tool_call_id"), f"{path}.tool_call_id"), content)
+        return ToolResultPart(non_empty_str(message.get("tool_call_id"), f"{path}.tool_call_id"), content)
     # Legacy `function` role: the result names the function, not a call id.
-    name = _non_empty_str(message.get("name"), f"{path}.name")
+    name = non_empty_str(message.get("name"), f"{path}.name")
     return ToolResultPart(legacy_ids.pop(name, f"call_legacy_{name}"), content)
 
 
@@ -278,145 +274,3 @@ def _image(part: dict[str, Any], path: str) -> ImagePart:
         return image_from_data_url(url)
     except ValueError as reason:
         raise UnsupportedImage(f"`{url_path}` {reason}.", param=url_path) from None
-
-
-# --- tools and options -----------------------------------------------------------------------
-
-
-def _tools(raw: object) -> tuple[ToolSpec, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise InvalidRequest("`tools` must be a list of tool definitions.", param="tools")
-    specs: list[ToolSpec] = []
-    for index, tool in enumerate(raw):
-        tool_path = f"tools[{index}]"
-        if not isinstance(tool, dict):
-            raise InvalidRequest(f"`{tool_path}` must be an object.", param=tool_path)
-        kind = tool.get("type", "function")
-        if kind != "function":
-            raise InvalidRequest(
-                f"`{tool_path}.type` {_show(kind)} is not supported; only function tools can be sent to Kiro.",
-                param=f"{tool_path}.type",
-            )
-        specs.append(_tool_spec(tool.get("function"), f"{tool_path}.function"))
-    return tuple(specs)
-
-
-def _functions(raw: object) -> tuple[ToolSpec, ...]:
-    """The pre-`tools` `functions` field: a list of bare function definitions."""
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise InvalidRequest("`functions` must be a list of function definitions.", param="functions")
-    return tuple(_tool_spec(function, f"functions[{index}]") for index, function in enumerate(raw))
-
-
-def _tool_spec(raw: object, path: str) -> ToolSpec:
-    if not isinstance(raw, dict):
-        raise InvalidRequest(f"`{path}` must be an object with a `name`.", param=path)
-    name = _non_empty_str(raw.get("name"), f"{path}.name")
-    description = raw.get("description")
-    if description is not None and not isinstance(description, str):
-        raise InvalidRequest(f"`{path}.description` must be a string.", param=f"{path}.description")
-    parameters = raw.get("parameters")
-    if parameters is not None and not isinstance(parameters, dict):
-        raise InvalidRequest(f"`{path}.parameters` must be a JSON schema object.", param=f"{path}.parameters")
-    return ToolSpec(
-        name=name, description=description or "", parameters=parameters or {"type": "object", "properties": {}}
-    )
-
-
-def _tool_choice(body: dict[str, Any], tools: tuple[ToolSpec, ...]) -> ToolChoice | None:
-    if body.get("tool_choice") is not None:
-        param, raw = "tool_choice", body["tool_choice"]
-    elif body.get("function_call") is not None:
-        param, raw = "function_call", body["function_call"]
-    else:
-        return None
-    if isinstance(raw, str):
-        choice = _TOOL_CHOICE_MODES.get(raw)
-        if choice is None or (param == "function_call" and raw == "required"):
-            raise InvalidRequest(f'`{param}` must be "auto", "none", "required" or a function.', param=param)
-        return choice
-    if not isinstance(raw, dict):
-        raise InvalidRequest(f"`{param}` must be a string or an object naming a function.", param=param)
-    # `tool_choice` wraps the name in {"type": "function", "function": {...}}; `function_call` does not.
-    if param == "tool_choice":
-        if raw.get("type") != "function" or not isinstance(raw.get("function"), dict):
-            raise InvalidRequest(
-                '`tool_choice` must look like {"type": "function", "function": {"name": ...}}.', param=param
-            )
-        raw, param = raw["function"], "tool_choice.function"
-    name = _non_empty_str(raw.get("name"), f"{param}.name")
-    if name not in {tool.name for tool in tools}:
-        raise InvalidRequest(
-            f"`{param}.name` names {name!r}, which is not among the tools sent.", param=f"{param}.name"
-        )
-    return ToolChoice("tool", name)
-
-
-def _max_tokens(body: dict[str, Any]) -> int | None:
-    # Newer SDKs send `max_completion_tokens`; it wins when a client sends both.
-    for param in ("max_completion_tokens", "max_tokens"):
-        value = body.get(param)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidRequest(f"`{param}` must be a positive integer; got {_show(value)}.", param=param)
-        return value
-    return None
-
-
-def _thinking(raw: object) -> Thinking | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, str) or raw not in _EFFORTS:
-        raise InvalidRequest(
-            f"`reasoning_effort` must be one of {', '.join(_EFFORTS)}; got {_show(raw)}.", param="reasoning_effort"
-        )
-    effort = _EFFORTS[raw]
-    return Thinking(effort=effort) if effort is not None else None
-
-
-def _check_n(raw: object) -> None:
-    if raw is None:
-        return
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
-        raise InvalidRequest("`n` must be a positive integer.", param="n")
-    if raw > 1:
-        raise InvalidRequest("`n` greater than 1 is not supported: Kiro returns one choice per request.", param="n")
-
-
-def _check_stream_options(raw: object) -> None:
-    if raw is None:
-        return
-    if not isinstance(raw, dict):
-        raise InvalidRequest("`stream_options` must be an object.", param="stream_options")
-    _optional_bool(raw.get("include_usage"), "stream_options.include_usage")
-
-
-# --- scalars ---------------------------------------------------------------------------------
-
-
-def _optional_bool(raw: object, param: str) -> bool:
-    if raw is None:
-        return False
-    if not isinstance(raw, bool):
-        raise InvalidRequest(f"`{param}` must be true or false.", param=param)
-    return raw
-
-
-def _non_empty_str(raw: object, param: str) -> str:
-    if not isinstance(raw, str) or not raw:
-        raise InvalidRequest(f"`{param}` must be a non-empty string.", param=param)
-    return raw
-
-
-def _show(value: object) -> str:
-    """A bad value, shortened for an error message: a huge body must not end up whole in a reply or a log."""
-    if isinstance(value, dict | list):
-        return "an object" if isinstance(value, dict) else "a list"
-    if isinstance(value, str) and len(value) > 40:
-        return repr(value[:37]) + "..."
-    return repr(value)

@@ -16,6 +16,7 @@ _FINISH_REASONS: dict[StopReason, str] = {
     "tool_use": "tool_calls",
     "max_tokens": "length",
     "content_filter": "content_filter",
+    "stop_sequence": "stop",
 }
 
 

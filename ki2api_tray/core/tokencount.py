@@ -20,11 +20,21 @@ _IMAGE_TOKENS = 1_600
 
 
 def estimate_tokens(text: str) -> int:
-    if not text:
+    return tokens_for_weight(text_weight(text)) if text else 0
+
+
+def text_weight(text: str) -> int:
+    """The additive part of the estimate: 1 per ASCII/Latin character, 4 per other character.
+
+    Kept apart so a running count (the max_tokens limit) can add deltas without re-reading the answer.
+    """
+    return sum(1 if ord(ch) < 0x0250 else 4 for ch in text)
+
+
+def tokens_for_weight(weight: int) -> int:
+    """Tokens for a text of this weight; 0 only for an empty text."""
+    if weight <= 0:
         return 0
-    weight = 0
-    for ch in text:
-        weight += 1 if ord(ch) < 0x0250 else 4
     tokens = weight / 4
     if tokens < 100:
         tokens *= 1.5

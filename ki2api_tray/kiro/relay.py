@@ -6,11 +6,14 @@ translator. It knows nothing about OpenAI or Anthropic wire shapes; the server d
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from typing import cast
 
+from ..core.eventstream import Frame
 from ..core.kiro_request import KiroRequest, build_kiro_request
 from ..core.kiro_stream import KiroStreamTranslator
 from ..core.model import ChatRequest, StreamEvent
@@ -40,7 +43,8 @@ class Relay:
         self._client = client
         self._images = images
 
-    async def prepare(self, chat: ChatRequest) -> Turn:
+    async def prepare(self, chat: ChatRequest, *, reminder: str = "") -> Turn:
+        """The turn for `chat`; `reminder` is an extra instruction for a retry (see kiro/answer.py)."""
         resolved = resolve_model(chat.model, await self._client.models())
         if resolved.fell_back:
             log.info("model %r is not offered by Kiro; using %s instead", chat.model, resolved.model.model_id)
@@ -53,10 +57,11 @@ class Relay:
             conversation_id=str(uuid.uuid4()),
             thinking=resolved.thinking or chat.thinking is not None,
             max_body_bytes=MAX_KIRO_BODY,
+            reminder=reminder,
         )
         return Turn(chat=chat, model=resolved, kiro=kiro, input_tokens=estimate_request_tokens(chat))
 
-    async def events(self, turn: Turn) -> AsyncIterator[list[StreamEvent]]:
+    async def events(self, turn: Turn) -> AsyncGenerator[list[StreamEvent], None]:
         """One batch of events per network chunk from Kiro (possibly empty), ending with Usage and Finish."""
         translator = KiroStreamTranslator(
             tool_names=turn.kiro.tool_names,
@@ -65,9 +70,12 @@ class Relay:
             input_tokens=turn.input_tokens,
             context_window=turn.model.model.max_input_tokens,
         )
-        async for frames in self._client.stream(turn.kiro):
-            batch: list[StreamEvent] = []
-            for frame in frames:
-                batch.extend(translator.feed(frame))
-            yield batch
+        # Closing this generator early (a stop string matched, the client left) closes the Kiro request.
+        frames_of = cast(AsyncGenerator[list[Frame], None], self._client.stream(turn.kiro))
+        async with contextlib.aclosing(frames_of) as stream:
+            async for frames in stream:
+                batch: list[StreamEvent] = []
+                for frame in frames:
+                    batch.extend(translator.feed(frame))
+                yield batch
         yield translator.finish()

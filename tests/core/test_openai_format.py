@@ -198,9 +198,9 @@ VALID = [
     pytest.param(body(reasoning_effort="xhigh"), request(thinking=Thinking(effort="max")), id="effort-xhigh"),
     pytest.param(body(reasoning_effort="none"), request(), id="effort-none"),
     pytest.param(
-        body(temperature=0.2, top_p=1, user="u1", metadata={"a": "b"}, n=1, seed=7, stop=["x"], logprobs=False),
-        request(),
-        id="unused-fields-ignored",
+        body(temperature=0.2, top_p=1, user="u1", metadata={"a": "b"}, n=1, seed=7, logprobs=False),
+        request(dropped=("metadata", "seed", "temperature", "top_p", "user")),
+        id="unused-fields-listed-as-dropped",
     ),
     pytest.param(
         body(stream=None, tools=None, tool_choice=None, max_tokens=None, reasoning_effort=None, n=None),
