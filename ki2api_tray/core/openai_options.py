@@ -227,7 +227,9 @@ def response_format_of(body: dict[str, Any]) -> ResponseFormat | None:
     if kind == "text":
         return None
     if kind == "json_object":
-        return ResponseFormat(dict(OPEN_OBJECT), name="json_object")
+        # Some clients (instructor's older JSON-schema mode) put a schema next to json_object; honour it.
+        schema = raw.get("schema") if isinstance(raw, dict) else None
+        return ResponseFormat(schema if isinstance(schema, dict) and schema else dict(OPEN_OBJECT), name="json_object")
     if kind != "json_schema" or not isinstance(raw, dict):
         raise InvalidRequest(
             '`response_format.type` must be "text", "json_object" or "json_schema".', param="response_format.type"

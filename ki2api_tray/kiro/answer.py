@@ -19,7 +19,7 @@ from jsonschema.exceptions import SchemaError, best_match
 
 from ..core.answer_plan import AnswerPlan, Reading, plan_answer, read_answer
 from ..core.errors import InvalidRequest, UpstreamError
-from ..core.model import ChatRequest, ResponseFormat, StreamEvent
+from ..core.model import ChatRequest, ResponseFormat, StreamEvent, ToolCall
 from ..core.output_guard import OutputGuard
 from .relay import Relay, Turn
 
@@ -72,10 +72,18 @@ async def _attempts(
             chat, reminder = plan.retry(problem)
             turn = await relay.prepare(chat, reminder=reminder)
         events: list[StreamEvent] = []
+        released = False
         async with contextlib.aclosing(relay.events(turn)) as batches:
             async for batch in batches:
+                if released:
+                    yield batch
+                    continue
                 events.extend(batch)
-                yield []  # nothing for the client yet; keeps the pipe (and its keep-alives) going
+                # A forced call has come: this answer will do, so what was held back can go, and the rest streams.
+                released = plan.answer_tool is None and any(isinstance(e, ToolCall) for e in batch)
+                yield events if released else []  # [] keeps the pipe (and its keep-alives) going
+        if released:
+            return
         reading = read_answer(events, plan.answer_tool)
         if plan.answer_tool is None:
             if reading.called_tools or attempt == ATTEMPTS:
