@@ -116,7 +116,12 @@ def _checked(reading: Reading, validator: jsonschema.protocols.Validator | None)
     except ValueError as exc:
         return None, f"it is not valid JSON ({exc})"
     if validator is not None:
-        error = best_match(validator.iter_errors(value))
+        try:
+            error = best_match(validator.iter_errors(value))
+        except Exception as exc:  # e.g. a `$ref` that points nowhere: only found while validating
+            raise InvalidRequest(
+                f"The response schema cannot be applied: {str(exc)[:300]}.", param="response_format"
+            ) from None
         if error is not None:
             return None, f"at {_path(error.absolute_path)}: {error.message[:300]}"
     return json.dumps(value, ensure_ascii=False), ""
@@ -131,13 +136,17 @@ def _path(parts: Any) -> str:
 
 
 def _validator(fmt: ResponseFormat) -> jsonschema.protocols.Validator:
-    cls = jsonschema.validators.validator_for(fmt.schema, default=jsonschema.Draft202012Validator)
+    """A validator for the client's schema; a schema that cannot be used is the client's 400, before Kiro is asked."""
     try:
+        cls = jsonschema.validators.validator_for(fmt.schema, default=jsonschema.Draft202012Validator)
         cls.check_schema(fmt.schema)
+        validator: jsonschema.protocols.Validator = cls(fmt.schema)
+        # A trial run resolves the root `$ref`s, so one that points nowhere is found now rather than later.
+        best_match(validator.iter_errors({}))
     except SchemaError as exc:
-        raise InvalidRequest(
-            f"The response schema is not a valid JSON schema: at {_path(exc.absolute_path)}: {exc.message[:300]}.",
-            param="response_format",
-        ) from None
-    validator: jsonschema.protocols.Validator = cls(fmt.schema)
-    return validator
+        reason = f"at {_path(exc.absolute_path)}: {exc.message[:300]}"
+    except Exception as exc:  # jsonschema raises several kinds for unusable schemas ($schema: 5, dangling $ref)
+        reason = str(exc)[:300]
+    else:
+        return validator
+    raise InvalidRequest(f"The response schema is not a valid JSON schema: {reason}.", param="response_format")
