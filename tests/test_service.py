@@ -147,6 +147,29 @@ def test_service_stop_right_after_requests_leaves_nothing_holding_the_port(
     assert get(f"127.0.0.1:{port}").text == "hello"
 
 
+def test_service_stop_cutting_an_open_stream_leaves_nothing_holding_the_port(
+    make_service: Callable[..., ProxyService],
+) -> None:
+    port = free_port()
+    service = make_service(port=port)
+    assert service.start()
+    first_chunk = threading.Event()
+
+    def read_stream() -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            with httpx.stream("GET", f"http://127.0.0.1:{port}/stream", timeout=30, trust_env=False) as response:
+                for _ in response.iter_bytes():
+                    first_chunk.set()
+
+    reader = threading.Thread(target=read_stream, daemon=True)
+    reader.start()
+    assert first_chunk.wait(5)
+    service.stop(timeout=1.0)  # the stream outlives the grace period and is cut off
+    reader.join(timeout=5)
+
+    assert exclusive_bind_works(port)
+
+
 def test_service_start_waits_briefly_for_a_port_that_is_being_released(
     make_service: Callable[..., ProxyService],
 ) -> None:
