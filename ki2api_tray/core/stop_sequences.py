@@ -20,6 +20,7 @@ class StopMatcher:
     def __init__(self, stops: Sequence[str]) -> None:
         self._stops = tuple(dict.fromkeys(s for s in stops if s))
         self._hold = max((len(s) for s in self._stops), default=1) - 1
+        self._firsts = frozenset(s[0] for s in self._stops)
         self._pending = ""
         self.matched: str | None = None
 
@@ -56,6 +57,8 @@ class StopMatcher:
     def _possible_start(self, buffer: str) -> int:
         """Length of the longest tail of `buffer` that is the beginning of some stop string."""
         for size in range(min(self._hold, len(buffer)), 0, -1):
+            if buffer[-size] not in self._firsts:
+                continue
             tail = buffer[-size:]
             if any(stop.startswith(tail) for stop in self._stops):
                 return size
