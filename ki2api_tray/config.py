@@ -24,6 +24,11 @@ DEFAULT_API_KEY = "ki2api-key-2024"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8989
 DEFAULT_AUTH_URL = "https://prod.us-east-1.auth.desktop.kiro.dev"
+# Where logins come from, in the order kiro-cli itself ranks them (kiro-protocol-2026.md §3, §5).
+DEFAULT_LOGIN_SOURCES = "token_file,kiro_cli,api_key,environment"
+LOGIN_SOURCES = frozenset(DEFAULT_LOGIN_SOURCES.split(","))
+# The only regions a Kiro profile (and so the API) lives in (kiro-protocol-2026.md §1.2).
+DEFAULT_PROFILE_REGIONS = "us-east-1,eu-central-1"
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,20 @@ class Settings:
     management_url: str | None = None
     auth_url: str = DEFAULT_AUTH_URL
     oidc_url: str | None = None
+    # The AWS surface (q / codewhisperer) for logins the runtime host refuses; `{region}` may appear in it.
+    q_url: str | None = None
+    kiro_api_key: str | None = field(default=None, repr=False)
+    kiro_cli_db: Path = field(default_factory=paths.default_kiro_cli_db)
+    login_sources: str = DEFAULT_LOGIN_SOURCES
+    kiro_cli_key: str | None = None  # which kiro-cli auth_kv row to use when several exist
+    profile_arn: str | None = None  # manual override of the discovered profile ARN
+    profile_regions: str = DEFAULT_PROFILE_REGIONS  # add us-gov-east-1 / us-gov-west-1 for GovCloud
+    # §9.3: Builder ID logins either omit the ARN (OR, KAM-C, JW) or send Kiro's placeholder (KRS-Z, kiro-cli).
+    builder_id_arn: str = "omit"
+    # §9.2: "auto" lets social logins try the runtime host first; "aws_first" sends everyone to q first.
+    host_order: str = "auto"
+    # §7: how long a login rests after Kiro's "suspicious activity" 429.
+    suspicious_cooldown: float = 900.0
     # "auto" follows the OS locale; "en" or "zh" force a language in the tray.
     language: str = "auto"
     log_level: str = "INFO"
@@ -72,15 +91,33 @@ class Settings:
             host = f"[{host}]"
         return f"http://{host}:{self.port}/v1"
 
+    @property
+    def allowed_regions(self) -> tuple[str, ...]:
+        return tuple(r.strip() for r in self.profile_regions.split(",") if r.strip()) or ("us-east-1",)
+
+    @property
+    def source_order(self) -> tuple[str, ...]:
+        """The login sources to try, in order; unknown names are dropped (load_settings refuses them)."""
+        return tuple(s for s in (p.strip() for p in self.login_sources.split(",")) if s in LOGIN_SOURCES)
+
     def region_for(self, profile_arn: str | None) -> str:
-        """The API region: explicit setting, else the 4th field of the profile ARN, else us-east-1."""
+        """The API region: explicit setting, else the profile ARN's region (the 4th field) when it is a
+        profile region, else us-east-1. Never the SSO region (kiro-protocol-2026.md §1.2)."""
         if self.region:
             return self.region
         if profile_arn:
             parts = profile_arn.split(":")
-            if len(parts) > 3 and parts[3]:
+            if len(parts) > 3 and parts[3] in self.allowed_regions:
                 return parts[3]
         return "us-east-1"
+
+    def q_base(self, region: str) -> str:
+        """The AWS surface: codewhisperer.us-east-1 resolves only for us-east-1, every other region is q.{r}."""
+        if self.q_url:
+            return self.q_url.replace("{region}", region).rstrip("/")
+        if region == "us-east-1":
+            return "https://codewhisperer.us-east-1.amazonaws.com"
+        return f"https://q.{region}.amazonaws.com"
 
     def runtime_base(self, region: str) -> str:
         return (self.runtime_url or f"https://runtime.{region}.kiro.dev").rstrip("/")
@@ -106,6 +143,11 @@ ENVIRONMENT = {
     "KIRO_MANAGEMENT_URL": "management_url",
     "KIRO_AUTH_URL": "auth_url",
     "KIRO_OIDC_URL": "oidc_url",
+    "KIRO_Q_URL": "q_url",
+    "KIRO_API_KEY": "kiro_api_key",
+    "KIRO_CLI_DB": "kiro_cli_db",
+    "KIRO_PROFILE_ARN": "profile_arn",
+    "KI2API_LOGIN_SOURCES": "login_sources",
     "KI2API_LANGUAGE": "language",
     "KI2API_LOG_LEVEL": "log_level",
     "KI2API_MAX_BODY_BYTES": "max_body_bytes",
@@ -211,6 +253,7 @@ def load_settings(
         "app_paths": app,
         "token_file": paths.default_token_file(environ),
         "profile_file": paths.kiro_profile_file(environ),
+        "kiro_cli_db": paths.default_kiro_cli_db(environ),
     }
     for key, raw in read_config_file(app.config_file).items():
         values[key] = _convert(key, raw, str(app.config_file))
@@ -223,6 +266,15 @@ def load_settings(
     settings = replace(Settings(), **values)
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port must be between 0 and 65535, got {settings.port}")
+    unknown = [s.strip() for s in settings.login_sources.split(",") if s.strip() and s.strip() not in LOGIN_SOURCES]
+    if unknown or not settings.source_order:
+        raise ConfigError(
+            f"login_sources must list some of {', '.join(sorted(LOGIN_SOURCES))}, got {settings.login_sources!r}"
+        )
+    if settings.builder_id_arn not in ("omit", "placeholder"):
+        raise ConfigError(f"builder_id_arn must be omit or placeholder, got {settings.builder_id_arn!r}")
+    if settings.host_order not in ("auto", "aws_first"):
+        raise ConfigError(f"host_order must be auto or aws_first, got {settings.host_order!r}")
     return settings
 
 

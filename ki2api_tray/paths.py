@@ -75,3 +75,16 @@ def kiro_profile_file(environ: Mapping[str, str] = os.environ) -> Path:
         xdg = environ.get("XDG_CONFIG_HOME")
         base = Path(xdg) if xdg else home_dir(environ) / ".config"
     return base / tail
+
+
+def default_kiro_cli_db(environ: Mapping[str, str] = os.environ) -> Path:
+    """kiro-cli's login database per OS (kiro-protocol-2026.md §5)."""
+    if sys.platform == "win32":
+        local = environ.get("LOCALAPPDATA")
+        base = Path(local) if local else home_dir(environ) / "AppData" / "Local"
+    elif sys.platform == "darwin":
+        base = home_dir(environ) / "Library" / "Application Support"
+    else:
+        xdg = environ.get("XDG_DATA_HOME")
+        base = Path(xdg) if xdg else home_dir(environ) / ".local" / "share"
+    return base / "kiro-cli" / "data.sqlite3"

@@ -179,7 +179,7 @@ class ProxyService:
         self._reporter = StateReporter(state, clock)
         self._lock = threading.RLock()
         self._run: _ServerRun | None = None
-        self._watcher: TokenFileWatcher | None = None
+        self._watchers: list[TokenFileWatcher] = []
         self._health_thread: threading.Thread | None = None
         self._closed = threading.Event()
 
@@ -249,9 +249,9 @@ class ProxyService:
         self.stop()
         self._closed.set()
         with self._lock:
-            watcher, self._watcher = self._watcher, None
+            watchers, self._watchers = self._watchers, []
             health, self._health_thread = self._health_thread, None
-        if watcher is not None:
+        for watcher in watchers:
             watcher.stop()
         if health is not None and health is not threading.current_thread():
             health.join(timeout=5.0)
@@ -361,8 +361,13 @@ class ProxyService:
             return
         self.reload_token()
         # Watched even with a token in the environment: that seed is used only while the file is missing.
-        self._watcher = TokenFileWatcher(self.settings.token_file, self.reload_token)
-        self._watcher.start()
+        self._watchers = [TokenFileWatcher(self.settings.token_file, self.reload_token)]
+        if "kiro_cli" in self.settings.source_order:
+            # kiro-cli's database is followed like the token file; sqlite writes land in its -wal first.
+            db = self.settings.kiro_cli_db
+            self._watchers.append(TokenFileWatcher(db, self.reload_token, companions=(f"{db.name}-wal",)))
+        for watcher in self._watchers:
+            watcher.start()
         self._health_thread = threading.Thread(target=self._health_loop, name="ki2api-health", daemon=True)
         self._health_thread.start()
 

@@ -15,6 +15,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
+# Where a person with a suspended Kiro account goes when Kiro's message names no link of its own.
+KIRO_SUPPORT_URL = "https://kiro.dev/support/"
+
 
 class Phase(enum.Enum):
     STOPPED = "stopped"
@@ -31,16 +34,25 @@ class TokenHealth(enum.Enum):
     EXPIRING = "expiring"  # valid, but less than the refresh margin left and not yet refreshed
     EXPIRED = "expired"
     REFRESH_FAILED = "refresh_failed"  # Kiro's auth service refused or could not be reached
+    # Account signals (kiro-protocol-2026.md §7): the login is fine, Kiro will not serve it for now.
+    SUSPENDED = "suspended"  # Kiro locked the account; only Kiro support lifts it
+    EXHAUSTED = "exhausted"  # credits used up until the reset date
+    COOLDOWN = "cooldown"  # "suspicious activity" throttle: resting for a while
 
 
 @dataclass(frozen=True)
 class TokenStatus:
     health: TokenHealth
     expires_at: datetime | None = None
-    auth_kind: str = ""  # "social", "idc", "external_idp" or "environment"
-    source: str = ""  # the token file's path, or "environment"
+    auth_kind: str = ""  # "social", "idc", "external_idp", "api_key" or "environment"
+    source: str = ""  # the token file's or database's path, or the variable's name
     detail: str = ""  # a sentence for the person, never containing a token
     renewable: bool = False  # a refresh token exists, so ki2api can renew an expired access token itself
+    login: str = ""  # the kind and where it came from: "Builder ID, from kiro-cli"
+    profile_arn: str = ""  # the ARN in use, its account id shortened (login_kind.mask_arn)
+    note: str = ""  # e.g. which of several kiro-cli logins is used
+    support_url: str = ""  # set while Kiro has suspended the account
+    blocked_until: datetime | None = None  # end of an EXHAUSTED / COOLDOWN block
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,11 @@ class Status:
                 "auth_kind": self.token.auth_kind,
                 "source": self.token.source,
                 "detail": self.token.detail,
+                "login": self.token.login,
+                "profile_arn": self.token.profile_arn,
+                "note": self.token.note,
+                "support_url": self.token.support_url,
+                "blocked_until": self.token.blocked_until.isoformat() if self.token.blocked_until else None,
             },
             "requests": {
                 "today": self.requests_today,

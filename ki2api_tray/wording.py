@@ -23,7 +23,14 @@ _PORT_IN_USE = (
 _PORT_IN_USE_PATTERN = re.compile(r"^Port (\d+) is already in use")
 
 UNUSABLE_TOKEN = frozenset(
-    {TokenHealth.MISSING, TokenHealth.UNREADABLE, TokenHealth.EXPIRED, TokenHealth.REFRESH_FAILED}
+    {
+        TokenHealth.MISSING,
+        TokenHealth.UNREADABLE,
+        TokenHealth.EXPIRED,
+        TokenHealth.REFRESH_FAILED,
+        TokenHealth.SUSPENDED,
+        TokenHealth.EXHAUSTED,
+    }
 )
 
 
@@ -58,7 +65,13 @@ def level_of(status: Status) -> Level:
     renewing = token.health is TokenHealth.EXPIRED and token.renewable
     if token.health in UNUSABLE_TOKEN and not renewing:
         return Level.BAD
-    if token.health is TokenHealth.EXPIRING or renewing or (status.quota is not None and status.quota.is_low):
+    cooling = token.health is TokenHealth.COOLDOWN
+    if (
+        token.health is TokenHealth.EXPIRING
+        or renewing
+        or cooling
+        or (status.quota is not None and status.quota.is_low)
+    ):
         return Level.WARN
     return Level.OK
 
@@ -91,6 +104,14 @@ def token_line(token: TokenStatus, tr: Translator, now: datetime) -> str:
         return tr("token.valid" if health is TokenHealth.VALID else "token.expiring", duration=left)
     if health is TokenHealth.EXPIRED and token.renewable:
         return tr("token.renewing")
+    if health is TokenHealth.SUSPENDED:
+        return tr("token.suspended")
+    if health is TokenHealth.EXHAUSTED:
+        when = date_text(token.blocked_until, tr) if token.blocked_until else "?"
+        return tr("token.exhausted", date=when)
+    if health is TokenHealth.COOLDOWN:
+        seconds = (token.blocked_until - now).total_seconds() if token.blocked_until else 0.0
+        return tr("token.cooldown", duration=duration_text(seconds, tr))
     key = {
         TokenHealth.EXPIRED: "token.expired",
         TokenHealth.MISSING: "token.missing",
@@ -98,6 +119,11 @@ def token_line(token: TokenStatus, tr: Translator, now: datetime) -> str:
         TokenHealth.REFRESH_FAILED: "token.refresh_failed",
     }[health]
     return tr(key)
+
+
+def login_line(token: TokenStatus, tr: Translator) -> str:
+    """ "Login: Builder ID, from kiro-cli" (empty when there is no login)."""
+    return tr("token.login", login=token.login) if token.login else ""
 
 
 def requests_line(status: Status, tr: Translator) -> str:

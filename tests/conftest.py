@@ -27,6 +27,11 @@ _LEAKY = [
     "KIRO_MANAGEMENT_URL",
     "KIRO_AUTH_URL",
     "KIRO_OIDC_URL",
+    "KIRO_Q_URL",
+    "KIRO_API_KEY",
+    "KIRO_CLI_DB",
+    "KIRO_PROFILE_ARN",
+    "KI2API_LOGIN_SOURCES",
     "KI2API_LANGUAGE",
     "HTTPS_PROXY",
     "HTTP_PROXY",
@@ -51,5 +56,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("USERPROFILE", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("LOCALAPPDATA", str(home / "AppData" / "Local"))
     monkeypatch.setenv("KI2API_HOME", str(tmp_path / "ki2api-home"))
     yield home

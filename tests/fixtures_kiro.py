@@ -46,4 +46,6 @@ def kiro_env(fake_kiro: FakeKiro, isolated_home: Path, monkeypatch: pytest.Monke
     token_file = write_token_file(isolated_home, account)
     for variable in KIRO_URL_VARIABLES:
         monkeypatch.setenv(variable, fake_kiro.base_url)
+    # The AWS surface is its own server (kiro-protocol-2026.md §1); `{region}` is filled in by ki2api.
+    monkeypatch.setenv("KIRO_Q_URL", fake_kiro.q_url)
     return KiroEnv(fake_kiro, account, isolated_home, token_file)

@@ -527,7 +527,7 @@ def test_write_token_file_uses_kiro_shapes(
 
 
 def test_write_client_registration_names_file_by_client_id_hash(fake_kiro: FakeKiro, isolated_home: Path) -> None:
-    account = fake_kiro.accounts.add_idc()
+    account = fake_kiro.accounts.add_builder_id()
 
     path = write_client_registration(isolated_home, account)
 

@@ -25,7 +25,7 @@ from tests.fake_kiro import (
     FakeKiro,
     Limits,
 )
-from tests.fake_kiro.client import chat_body, chat_headers, decoded_events, post_chat, user_message
+from tests.fake_kiro.client import chat_body, chat_headers, decoded_events, post_chat, post_q_chat, user_message
 from tests.fake_kiro.validation import BAD_CONVERSATION_ID
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAAC0lEQVR4nGNgAAIAAAUAAXpeqz8AAAAASUVORK5CYII="
@@ -298,12 +298,15 @@ def test_chat_validation_rejects_unknown_effort(fake_kiro: FakeKiro, account: Ac
     assert "effort" in fake_kiro.rejections[-1].detail
 
 
-def test_chat_external_idp_needs_token_type_header(fake_kiro: FakeKiro) -> None:
+def test_chat_external_idp_needs_token_type_header_on_q(fake_kiro: FakeKiro) -> None:
     account = fake_kiro.accounts.add_external_idp()
     headers = chat_headers(account)
 
-    without = post_chat(fake_kiro, chat_body(account), headers)
-    with_header = post_chat(fake_kiro, chat_body(account), {**headers, "TokenType": "EXTERNAL_IDP"})
+    without = post_q_chat(fake_kiro, chat_body(account), headers)
+    with_header = post_q_chat(fake_kiro, chat_body(account), {**headers, "TokenType": "EXTERNAL_IDP"})
+    on_runtime = post_chat(fake_kiro, chat_body(account), {**headers, "TokenType": "EXTERNAL_IDP"})
 
     assert (without.status_code, without.json()) == (403, BAD_BEARER)
     assert with_header.status_code == 200
+    # 2026 §1.1 (OR kiro.ts): the runtime host refuses these tokens outright.
+    assert (on_runtime.status_code, on_runtime.json()) == (403, BAD_BEARER)

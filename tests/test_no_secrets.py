@@ -118,7 +118,7 @@ def test_no_token_in_logs_health_status_page_or_errors(running: Proxy, caplog: p
         fake.fail_next(
             "/refreshToken", 400, {"error": "invalid_grant", "error_description": "bad " + kiro.account.refresh_token}
         )
-        assert seen.add_response("refresh refused", _chat(client, "openai", "x", False)) == 401
+        assert seen.add_response("refresh refused", _chat(client, "openai", "x", False)) == 403
         fake.accounts.refresh_social(kiro.account.refresh_token)  # a new login from Kiro; then the service is down
         write_token_file(kiro.home, kiro.account, expires_in=-60)
         runtime.tokens.reload()

@@ -271,10 +271,12 @@ def test_refresh_token_rejected_tells_user_to_log_in(proxy: Proxy) -> None:
     proxy.kiro.token_file.write_text(json.dumps(data))
     proxy.runtime.tokens.reload()
 
-    with pytest.raises(openai.AuthenticationError) as caught:
+    # design.md §3: a Kiro login that cannot be renewed is 403 kiro_login_required (the caller's key was fine).
+    with pytest.raises(openai.PermissionDeniedError) as caught:
         ask(proxy, "hi")
 
     assert "log in to Kiro" in caught.value.message
+    assert caught.value.code == "kiro_login_required"
     assert proxy.runtime.state.snapshot().token.health.value == "refresh_failed"
 
 

@@ -15,6 +15,7 @@ NOW = datetime(2026, 1, 10, 12, 0, tzinfo=timezone.utc)
 FILE = Path("/home/me/.aws/sso/cache/kiro-auth-token.json")
 MARGIN = timedelta(minutes=5)
 REFUSED = "Kiro token expired and could not be refreshed (invalid_grant): log in to Kiro again"
+BROKEN = f"{FILE} is not valid JSON (line 1, column 2)"
 
 
 def login(
@@ -25,12 +26,13 @@ def login(
 
 
 @pytest.mark.parametrize(
-    ("record", "unreadable", "failure", "health", "detail"),
+    ("record", "problem", "failure", "health", "detail"),
     [
-        (None, False, None, TokenHealth.MISSING, f"No Kiro login found at {FILE}: open Kiro and sign in"),
-        (None, True, None, TokenHealth.UNREADABLE, f"{FILE} is not a readable Kiro token: open Kiro and sign in again"),
+        (None, None, None, TokenHealth.MISSING,
+         f"No Kiro login found in {FILE}: open Kiro and sign in, run kiro-cli login, or set KIRO_API_KEY"),
+        (None, BROKEN, None, TokenHealth.UNREADABLE, f"{BROKEN}: fix it, or sign in to Kiro again"),
         (login(47.5), False, None, TokenHealth.VALID, "expires in 47 min"),
-        (login(47.5), True, None, TokenHealth.VALID, "expires in 47 min"),  # a half-written file changes nothing
+        (login(47.5), BROKEN, None, TokenHealth.VALID, "expires in 47 min"),  # a half-written file changes nothing
         (login(4), False, None, TokenHealth.EXPIRING, "expires in 4 min; renewed on the next request"),
         (login(-0.5), False, None, TokenHealth.EXPIRED, "expired less than a minute ago; renewed on the next request"),
         (login(-90, refresh=""), False, None, TokenHealth.EXPIRED, "expired 90 min ago: log in to Kiro again"),
@@ -41,15 +43,15 @@ def login(
     ],
 )  # fmt: skip
 def test_token_status_table(
-    record: TokenRecord | None, unreadable: bool, failure: str | None, health: TokenHealth, detail: str
+    record: TokenRecord | None, problem: str | None, failure: str | None, health: TokenHealth, detail: str
 ) -> None:
-    status = token_status(record, token_file=FILE, now=NOW, margin=MARGIN, unreadable=unreadable, failure=failure)
+    status = token_status(record, where=str(FILE), now=NOW, margin=MARGIN, problem=problem, failure=failure)
     assert (status.health, status.detail) == (health, detail)
 
 
 def test_token_status_names_source_and_kind() -> None:
-    from_file = token_status(login(60), token_file=FILE, now=NOW, margin=MARGIN)
-    seeded = token_status(login(60, source=None), token_file=FILE, now=NOW, margin=MARGIN)
+    from_file = token_status(login(60), where=str(FILE), now=NOW, margin=MARGIN)
+    seeded = token_status(login(60, source=None), where="environment", now=NOW, margin=MARGIN)
     assert (from_file.source, from_file.auth_kind, from_file.expires_at) == (
         str(FILE),
         "social",
@@ -76,5 +78,5 @@ def test_span_reads_like_a_person(delta: timedelta, text: str) -> None:
 @pytest.mark.parametrize(("refresh", "renewable"), [("aor", True), ("", False)])
 def test_expired_token_is_renewable_only_with_a_refresh_token(refresh: str, renewable: bool) -> None:
     # The tray stays calm (amber, no "log in" alarm) only when ki2api can renew the token itself.
-    status = token_status(login(-30, refresh=refresh), token_file=FILE, now=NOW, margin=MARGIN)
+    status = token_status(login(-30, refresh=refresh), where=str(FILE), now=NOW, margin=MARGIN)
     assert (status.health, status.renewable) == (TokenHealth.EXPIRED, renewable)

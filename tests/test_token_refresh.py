@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ import pytest
 
 from ki2api_tray.config import Settings
 from ki2api_tray.core.errors import KiroLoginRequired, KiroUnavailable
+from ki2api_tray.kiro.profiles import discover_profile_arn
 from ki2api_tray.kiro.token_file import ClientRegistration, TokenRecord
-from ki2api_tray.kiro.token_refresh import RefreshedToken, first_profile_arn, refresh_login
+from ki2api_tray.kiro.token_refresh import RefreshedToken, refresh_login
 
 Handler = Callable[[httpx.Request], httpx.Response]
 SETTINGS = Settings(
@@ -186,7 +188,7 @@ def test_refresh_error_never_echoes_body() -> None:
     assert "aor-old" not in str(caught.value)
 
 
-def run_profiles(handler: Handler) -> tuple[str | None, list[httpx.Request]]:
+def run_profiles(handler: Handler, sso_region: str | None = None) -> tuple[str | None, list[httpx.Request]]:
     seen: list[httpx.Request] = []
 
     def recording(request: httpx.Request) -> httpx.Response:
@@ -195,30 +197,82 @@ def run_profiles(handler: Handler) -> tuple[str | None, list[httpx.Request]]:
 
     async def go() -> str | None:
         async with httpx.AsyncClient(transport=httpx.MockTransport(recording)) as http:
-            return await first_profile_arn(http, SETTINGS, "aoa-bearer", {"TokenType": "EXTERNAL_IDP"})
+            headers = {"TokenType": "EXTERNAL_IDP"}
+            return await discover_profile_arn(http, Q_SETTINGS, "aoa-bearer", headers, sso_region)
 
     return asyncio.run(go()), seen
 
 
-def test_first_profile_arn_request_and_answer() -> None:
-    arn, seen = run_profiles(answer(profiles=[{"arn": "arn:aws:codewhisperer:eu-central-1:1:profile/A"}, {"arn": "b"}]))
-    (request,) = seen
-    assert (request.method, str(request.url)) == ("POST", "https://management.test/ListAvailableProfiles")
-    assert json.loads(request.content) == {}
-    assert request.headers["authorization"] == "Bearer aoa-bearer"
-    assert request.headers["tokentype"] == "EXTERNAL_IDP"
-    assert arn == "arn:aws:codewhisperer:eu-central-1:1:profile/A"
+Q_SETTINGS = replace(SETTINGS, q_url="https://q.test/{region}")
+EU = "arn:aws:codewhisperer:eu-central-1:111122223333:profile/EU"
+
+
+def by_region(answers: dict[str, Any]) -> Handler:
+    """ListAvailableProfiles per region on the AWS surface; the management host lists nothing."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        region = request.url.path.strip("/").split("/")[0]
+        found = answers.get(region, answers.get(request.url.host, {"profiles": []}))
+        return found if isinstance(found, httpx.Response) else httpx.Response(200, json=found)
+
+    return handle
+
+
+def test_profile_discovery_request_shape_and_region_order() -> None:
+    arn, seen = run_profiles(by_region({"eu-central-1": {"profiles": [{"arn": EU}], "nextToken": None}}))
+    first, second = seen
+    assert (first.method, str(first.url)) == ("POST", "https://q.test/us-east-1/")
+    assert first.headers["content-type"] == "application/x-amz-json-1.0"
+    assert first.headers["x-amz-target"] == "AmazonCodeWhispererService.ListAvailableProfiles"
+    assert json.loads(first.content) == {"maxResults": 10}
+    assert (first.headers["authorization"], first.headers["tokentype"]) == ("Bearer aoa-bearer", "EXTERNAL_IDP")
+    assert str(second.url) == "https://q.test/eu-central-1/"
+    assert arn == EU
+
+
+def test_profile_discovery_probes_eu_first_for_eu_sso_and_survives_403() -> None:
+    handler = by_region(
+        {"us-east-1": httpx.Response(403, json={"message": "no"}), "eu-central-1": {"profiles": [{"arn": EU}]}}
+    )
+    arn, seen = run_profiles(handler, sso_region="eu-west-1")
+    assert [r.url.path for r in seen] == ["/eu-central-1/"]
+    assert arn == EU
+    arn, seen = run_profiles(
+        by_region({"us-east-1": httpx.Response(403, json={}), "eu-central-1": {"profiles": [{"arn": EU}]}})
+    )
+    assert (arn, len(seen)) == (EU, 2)
+
+
+def test_profile_discovery_follows_next_token_and_prefers_the_probed_region() -> None:
+    us = "arn:aws:codewhisperer:us-east-1:111122223333:profile/US"
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if "nextToken" in body:
+            return httpx.Response(200, json={"profiles": [{"arn": us}]})
+        return httpx.Response(200, json={"profiles": [{"arn": EU}], "nextToken": "t1"})
+
+    arn, seen = run_profiles(handle)
+    assert arn == us
+    assert json.loads(seen[1].content) == {"maxResults": 10, "nextToken": "t1"}
+
+
+def test_profile_discovery_falls_back_to_the_management_form() -> None:
+    handler = by_region({"management.test": {"profiles": [{"arn": EU}]}})
+    arn, seen = run_profiles(handler)
+    assert (seen[-1].method, str(seen[-1].url)) == ("POST", "https://management.test/ListAvailableProfiles")
+    assert arn == EU
 
 
 @pytest.mark.parametrize(
     "handler", [answer(profiles=[]), answer(403, message="denied"), lambda r: httpx.Response(200, text="x")]
 )
-def test_first_profile_arn_none_when_nothing_listed(handler: Handler) -> None:
+def test_profile_discovery_none_when_nothing_listed(handler: Handler) -> None:
     assert run_profiles(handler)[0] is None
 
 
 @pytest.mark.parametrize("handler", [answer(503), _connect_error])
-def test_first_profile_arn_unreachable(handler: Handler) -> None:
+def test_profile_discovery_unreachable(handler: Handler) -> None:
     with pytest.raises(KiroUnavailable, match="will retry"):
         run_profiles(handler)
 

@@ -61,7 +61,8 @@ class FakeLogin:
     async def _handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         await asyncio.sleep(self.delay)  # lets concurrent callers pile up behind the refresh
-        if request.url.path == "/ListAvailableProfiles":
+        target = request.headers.get("x-amz-target", "")
+        if request.url.path == "/ListAvailableProfiles" or target.endswith(".ListAvailableProfiles"):
             return httpx.Response(200, json={"profiles": self.profiles})
         if self.during_refresh is not None:
             self.during_refresh()
@@ -137,7 +138,14 @@ def test_store_health_follows_the_clock(token_path: Path, settings: Settings, cl
     heard: list[TokenStatus] = []
     store = TokenStore(settings, on_status=heard.append, clock=clock)
     assert store.reload() == TokenStatus(
-        TokenHealth.VALID, NOW + timedelta(minutes=60), "social", str(token_path), "expires in 60 min", renewable=True
+        TokenHealth.VALID,
+        NOW + timedelta(minutes=60),
+        "social",
+        str(token_path),
+        "expires in 60 min",
+        renewable=True,
+        login="Google, from the Kiro token file",
+        profile_arn="arn:aws:codewhisperer:us-east-1:…9012:profile/SOCIAL",
     )
     clock.advance(minutes=56)
     assert (store.status().health, store.status().detail) == (
@@ -157,7 +165,7 @@ def test_store_missing_file_asks_to_sign_in(settings: Settings, fake: FakeLogin)
     status = store.reload()
     assert status.health is TokenHealth.MISSING
     assert str(settings.token_file) in status.detail
-    with pytest.raises(KiroLoginRequired, match=r"No Kiro login found at .*: open Kiro and sign in"):
+    with pytest.raises(KiroLoginRequired, match=r"No Kiro login found in .*: open Kiro and sign in"):
         credentials(store, fake)
     assert fake.requests == []
 
@@ -436,7 +444,7 @@ def write_idc(token_path: Path, registration_expires: str) -> None:
         token_path,
         expires_in_min=-5,
         authMethod="IdC",
-        provider="BuilderId",
+        provider="Enterprise",
         clientIdHash="0a1b2c",
         region="us-west-2",
         profileArn=None,
@@ -492,7 +500,9 @@ def test_store_lists_profiles_when_nothing_names_one(
     results = with_client(fake, twice)
     assert {c.profile_arn for c in results} == {EU_ARN}
     (listing,) = fake.requests
-    assert str(listing.url) == "https://management.test/ListAvailableProfiles"
+    # kiro-protocol-2026.md §2.1: JSON 1.0 on the AWS surface of the first profile region.
+    assert str(listing.url) == "https://codewhisperer.us-east-1.amazonaws.com/"
+    assert listing.headers["x-amz-target"] == "AmazonCodeWhispererService.ListAvailableProfiles"
     assert listing.headers["authorization"] == "Bearer aoa-old"
     fake.profiles = []
     write_token(token_path, expires_in_min=60, accessToken="aoa-other", provider="Enterprise", profileArn=None)
@@ -522,9 +532,12 @@ def test_store_describe_names_source_kind_and_health(token_path: Path, settings:
     store.reload()
     text = store.describe()
     assert f"Token source: {token_path}" in text
+    assert "Login:        Google, from the Kiro token file" in text
     assert "Login kind:   social" in text
     assert "Health:       valid (expires in 90 min)" in text
-    assert ARN in text
+    # The account id is shortened wherever the ARN is shown (issue #10: never in full in a log).
+    assert "arn:aws:codewhisperer:us-east-1:…9012:profile/SOCIAL" in text
+    assert ARN not in text
 
 
 def test_store_never_reveals_tokens(

@@ -12,7 +12,16 @@ from html import escape
 from .. import __version__
 from ..i18n import Translator, choose_language
 from ..state import Status
-from ..wording import Level, duration_text, level_of, quota_line, requests_line, status_line, token_line
+from ..wording import (
+    Level,
+    duration_text,
+    level_of,
+    login_line,
+    quota_line,
+    requests_line,
+    status_line,
+    token_line,
+)
 
 REFRESH_SECONDS = 5
 
@@ -70,16 +79,27 @@ def render_status_page(
     token = status.token
     token_extra = "".join(
         f'<p class="small">{escape(text)}</p>'
-        for text in (token.detail, tr("page.source", source=token.source) if token.source else "")
+        for text in (
+            login_line(token, tr),
+            token.detail,
+            tr("page.source", source=token.source) if token.source else "",
+            tr("page.profile", arn=token.profile_arn) if token.profile_arn else "",
+            token.note,
+        )
         if text
     )
+    if token.support_url:
+        # Kiro suspended the account: its support page is the one thing that helps (kiro-protocol-2026.md §7).
+        token_extra += (
+            f'<p class="small"><a href="{escape(token.support_url)}">{escape(tr("menu.open_support"))}</a></p>'
+        )
     last = (
         tr("page.ago", duration=_ago(now, status.last_request_at, tr)) if status.last_request_at else tr("page.never")
     )
     totals = tr("page.totals", total=f"{status.requests_total:,}", errors=f"{status.errors_total:,}", last=last)
     sections = [
         _section(tr("page.server"), status_line(status, tr).lstrip("●○ "), f'<p class="small">{escape(root_url)}</p>'),
-        _section(tr("page.token"), token_line(token, tr, now), token_extra),
+        _section(tr("page.token"), token_line(token, tr, now), token_extra, css=_token_css(level)),
         _section(
             tr("page.requests"),
             requests_line(status, tr),
@@ -132,6 +152,10 @@ def render_status_page(
 def _section(title: str, headline: str, extra: str, css: str = "") -> str:
     class_attr = f' class="{css}"' if css else ""
     return f'<section{class_attr}><h2>{escape(title)}</h2><p class="big">{escape(headline)}</p>{extra}</section>\n'
+
+
+def _token_css(level: Level) -> str:
+    return "error" if level is Level.BAD else ""
 
 
 def _quota_bar(status: Status) -> str:

@@ -5,7 +5,8 @@
         RequestTooLarge         the body is over the configured limit (413)
         UnsupportedImage        an image we cannot send to Kiro (400)
       AuthenticationFailed      the client's API key is wrong (401)
-      KiroLoginRequired         no usable Kiro token: missing, expired, refresh refused (401)
+      KiroLoginRequired         no usable Kiro login: missing, malformed, refresh refused (403)
+        AccountSuspended        Kiro locked the account; Kiro's own words (403)
       KiroUnavailable           the refresh or API host cannot be reached or keeps failing (502/503)
       UpstreamError             Kiro answered with an error we pass on
         ContextLengthExceeded   the conversation is too long for the model (400)
@@ -79,11 +80,22 @@ class AuthenticationFailed(Ki2apiError):
 
 
 class KiroLoginRequired(Ki2apiError):
-    """There is no Kiro token ki2api can use; the person has to log in to Kiro."""
+    """There is no Kiro login ki2api can use; the person has to log in to Kiro (or fix the named source).
 
-    status = 401
-    kind = "authentication_error"
+    403, not 401: the caller's own key was fine, and no SDK retries a 403 (design.md §3).
+    """
+
+    status = 403
+    kind = "permission_error"
     code = "kiro_login_required"
+
+
+class AccountSuspended(Ki2apiError):
+    """Kiro suspended or locked the account; only Kiro's support can lift it (kiro-protocol-2026.md §7)."""
+
+    status = 403
+    kind = "permission_error"
+    code = "kiro_account_suspended"
 
 
 class KiroUnavailable(Ki2apiError):

@@ -261,7 +261,7 @@ def build_kiro_request(
     request: ChatRequest,
     *,
     model: ModelInfo,
-    profile_arn: str,
+    profile_arn: str | None,
     conversation_id: str,
     thinking: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
@@ -291,7 +291,9 @@ def build_kiro_request(
     )
     if conversation.history:
         state["history"] = _history_json(conversation, system=request.system, model=model)
-    body: dict[str, Any] = {"conversationState": state, "profileArn": profile_arn}
+    body: dict[str, Any] = {"conversationState": state}
+    if profile_arn:  # API keys and (by default) Builder ID send none (kiro-protocol-2026.md §2.4, §3)
+        body["profileArn"] = profile_arn
     if native:
         body["additionalModelRequestFields"] = _native_thinking_fields(request.thinking)
 

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..config import Settings, write_default_config
 from ..i18n import Translator, choose_language
-from ..state import AppState, Phase, Status, TokenHealth
+from ..state import KIRO_SUPPORT_URL, AppState, Phase, Status, TokenHealth
 from ..wording import (
     Level,
     level_of,
+    login_line,
     port_in_use,
     quota_line,
     requests_line,
@@ -146,6 +147,15 @@ class TrayUI:
         return pystray.Menu(
             item(lambda _: status_line(snap(), tr), None, enabled=False),
             item(lambda _: token_line(snap().token, tr, self._clock()), None, enabled=False),
+            item(
+                lambda _: login_line(snap().token, tr), None, enabled=False, visible=lambda _: bool(snap().token.login)
+            ),
+            # Only while Kiro has suspended the account: the one thing that can help (kiro-protocol-2026.md §7).
+            item(
+                tr("menu.open_support"),
+                self.open_support,
+                visible=lambda _: snap().token.health is TokenHealth.SUSPENDED,
+            ),
             item(lambda _: requests_line(snap(), tr), None, enabled=False),
             item(lambda _: quota_line(snap().quota, tr), None, enabled=False),
             pystray.Menu.SEPARATOR,
@@ -229,6 +239,9 @@ class TrayUI:
             self.service.close()
         finally:
             self.ui_call(self.icon.stop)
+
+    def open_support(self, *_: object) -> None:
+        self._open(self.state.snapshot().token.support_url or KIRO_SUPPORT_URL)
 
     def _copy(self, text: str) -> None:
         try:
@@ -325,6 +338,8 @@ class TrayUI:
                 self.notify(tr("notify.token_expired"))
             elif health is TokenHealth.REFRESH_FAILED:
                 self.notify(tr("notify.refresh_failed"))
+            elif health is TokenHealth.SUSPENDED:
+                self.notify(tr("notify.suspended", message=after.token.detail))
 
     def _tick(self) -> None:
         while not self._closed.wait(self.tick_interval):

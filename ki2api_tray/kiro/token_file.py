@@ -57,14 +57,34 @@ class TokenFileError(Exception):
 
 
 @dataclass(frozen=True)
+class ClientRegistration:
+    """The SSO-OIDC client that Kiro registered for an IdC / Builder ID login (`<clientIdHash>.json`)."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
 class TokenRecord:
-    """One Kiro login as read from the token file (or the environment when `source` is None)."""
+    """One Kiro login, wherever it came from: `origin` names the source, `source` its file (if any).
+
+    `auth_kind` is how the login refreshes and which hosts take it (kiro-protocol-2026.md §1.1): "social",
+    "idc" (Builder ID and IAM Identity Center; `provider` tells them apart), "external_idp", "api_key"
+    (a `ksk_` key: the bearer itself, never refreshed) or "environment" (the seed's tokens, refreshed
+    like a social login).
+    """
 
     access_token: str = field(repr=False)
     refresh_token: str = field(repr=False)
     expires_at: datetime | None
-    auth_kind: str  # "social" | "idc" | "external_idp" | "environment"
+    auth_kind: str
     source: Path | None = None
+    origin: str = "token_file"  # "token_file" | "kiro_cli" | "api_key" | "environment"
+    provider: str | None = None  # Google, Github, BuilderId, Enterprise, Internal, ExternalIdp
+    # kiro-cli keeps the OIDC client registration in its database, not next to a token file.
+    registration: ClientRegistration | None = field(default=None, repr=False)
+    row_key: str | None = None  # the kiro-cli auth_kv key this login was read from
     profile_arn: str | None = None
     sso_region: str | None = None  # IdC: the SSO-OIDC region, which may differ from the API region
     client_id_hash: str | None = None  # IdC: names the registration file next to the token
@@ -90,15 +110,6 @@ class TokenRecord:
             expires_at=expires_at,
             profile_arn=profile_arn or self.profile_arn,
         )
-
-
-@dataclass(frozen=True)
-class ClientRegistration:
-    """The SSO-OIDC client that Kiro registered for an IdC / Builder ID login (`<clientIdHash>.json`)."""
-
-    client_id: str
-    client_secret: str = field(repr=False)
-    expires_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -182,12 +193,14 @@ def token_from_json(data: object, source: Path) -> TokenRecord:
         scope_tuple = tuple(s for s in scopes if isinstance(s, str))
     else:
         scope_tuple = ()
+    provider = data.get("provider")
     return TokenRecord(
         access_token=access,
         refresh_token=refresh,
         expires_at=parse_timestamp(data.get("expiresAt")),
         auth_kind=auth_kind_of(data),
         source=source,
+        provider=provider if isinstance(provider, str) and provider else None,
         profile_arn=_optional_str(data, "profileArn"),
         sso_region=_optional_str(data, "region"),
         client_id_hash=_optional_str(data, "clientIdHash"),
@@ -202,7 +215,9 @@ def token_from_environment(access_token: str | None, refresh_token: str | None) 
     """The seed's KIRO_ACCESS_TOKEN / KIRO_REFRESH_TOKEN as a login refreshed like a social one, or None."""
     if not access_token and not refresh_token:
         return None
-    return TokenRecord(access_token or "", refresh_token or "", expires_at=None, auth_kind="environment")
+    return TokenRecord(
+        access_token or "", refresh_token or "", expires_at=None, auth_kind="environment", origin="environment"
+    )
 
 
 def read_json_object(
@@ -286,8 +301,9 @@ def write_back(record: TokenRecord, expected_refresh_token: str) -> WriteBackRes
     is still `expected_refresh_token`. Every other key is kept; the file is replaced atomically with the
     same permission bits. A missing or unreadable file is left alone. OSError when the write fails.
     """
-    if record.source is None:
-        raise ValueError("only a login read from a file can be written back")
+    if record.source is None or record.origin != "token_file":
+        # kiro-cli's database is never written (kiro-protocol-2026.md §5); keys and seeds have no file.
+        raise ValueError("only a login read from Kiro's token file can be written back")
     path = record.source
     try:
         current = read_json_object(path)

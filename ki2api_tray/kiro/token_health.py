@@ -7,9 +7,10 @@ whether it is empty, so no detail can ever contain one.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from ..state import TokenHealth, TokenStatus
+from .account_block import EXHAUSTED, SUSPENDED, Block
+from .login_kind import can_refresh, login_label, mask_arn
 from .token_file import TokenRecord
 
 
@@ -28,28 +29,56 @@ def span(delta: timedelta) -> str:
 def token_status(
     record: TokenRecord | None,
     *,
-    token_file: Path,
+    where: str,
     now: datetime,
     margin: timedelta,
-    unreadable: bool = False,
+    problem: str | None = None,
     failure: str | None = None,
+    block: Block | None = None,
+    profile_arn: str | None = None,
+    note: str = "",
 ) -> TokenStatus:
-    """The health of `record` at `now`; `failure` is the message of a refresh that did not work."""
-    path = str(token_file)
+    """The health of `record` at `now`.
+
+    `where` is the source that was looked at (a path or variable), `problem` why it holds no usable login,
+    `failure` the message of a refresh that did not work, `block` a §7 account signal still in force.
+    """
     if record is None:
-        if unreadable:
-            detail = f"{path} is not a readable Kiro token: open Kiro and sign in again"
-            return TokenStatus(TokenHealth.UNREADABLE, source=path, detail=detail)
+        if problem is not None:
+            detail = f"{problem}: fix it, or sign in to Kiro again"
+            return TokenStatus(TokenHealth.UNREADABLE, source=where, detail=detail, note=note)
         return TokenStatus(
-            TokenHealth.MISSING, source=path, detail=f"No Kiro login found at {path}: open Kiro and sign in"
+            TokenHealth.MISSING,
+            source=where,
+            detail=f"No Kiro login found in {where}: open Kiro and sign in, run kiro-cli login, or set KIRO_API_KEY",
+            note=note,
         )
-    source = path if record.source is not None else "environment"
+    source = str(record.source) if record.source is not None else where
 
     def status(health: TokenHealth, detail: str) -> TokenStatus:
-        return TokenStatus(health, record.expires_at, record.auth_kind, source, detail, bool(record.refresh_token))
+        return TokenStatus(
+            health,
+            record.expires_at,
+            record.auth_kind,
+            source,
+            detail,
+            can_refresh(record),
+            login=login_label(record),
+            profile_arn=mask_arn(profile_arn),
+            note=note,
+            support_url=block.support_url if block is not None else "",
+            blocked_until=block.until if block is not None else None,
+        )
 
+    if block is not None and block.active(now):
+        health = {SUSPENDED: TokenHealth.SUSPENDED, EXHAUSTED: TokenHealth.EXHAUSTED}.get(
+            block.kind, TokenHealth.COOLDOWN
+        )
+        return status(health, block.message)
     if failure is not None:
         return status(TokenHealth.REFRESH_FAILED, failure)
+    if record.auth_kind == "api_key":
+        return status(TokenHealth.VALID, "a Kiro API key: it does not expire and needs no refresh")
     if not record.access_token:
         return status(TokenHealth.EXPIRED, "no access token yet; one is fetched on the next request")
     if record.expires_at is None:

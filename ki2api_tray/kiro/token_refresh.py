@@ -61,6 +61,12 @@ async def refresh_login(
             "KIRO_ACCESS_TOKEN is no longer accepted and KIRO_REFRESH_TOKEN is not set: set fresh tokens, "
             "or unset both and log in to Kiro"
         )
+    if record.auth_kind == "api_key":
+        raise KiroLoginRequired("A Kiro API key cannot be renewed: create a new key in the Kiro portal")
+    if not record.refresh_token and record.origin == "kiro_cli":
+        raise KiroLoginRequired(
+            "The kiro-cli login has no refresh token, so it cannot be renewed: run kiro-cli login again"
+        )
     if not record.refresh_token:
         raise KiroLoginRequired("The Kiro login has no refresh token, so it cannot be renewed: log in to Kiro again")
     if record.auth_kind == "idc":
@@ -124,41 +130,6 @@ def _checked_token_endpoint(record: TokenRecord) -> httpx.URL:
         else:
             return endpoint
     raise KiroLoginRequired(f"{problem}, so ki2api will not send the refresh token there: log in to Kiro again")
-
-
-async def first_profile_arn(
-    http: httpx.AsyncClient, settings: Settings, access_token: str, extra_headers: dict[str, str]
-) -> str | None:
-    """The first profile Kiro lists for this login (what Kiro picks when there is only one), or None."""
-    url = f"{settings.management_base(settings.region_for(None))}/ListAvailableProfiles"
-    headers = {
-        "Authorization": f"Bearer {access_token}",
-        "Content-Type": "application/json",
-        "User-Agent": kiro_user_agent(),
-        **extra_headers,
-    }
-    try:
-        response = await http.post(url, json={}, headers=headers, timeout=REFRESH_TIMEOUT)
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise KiroUnavailable(
-            f"Could not reach Kiro to look up your profile ({_describe_failure(url, exc)}); "
-            "will retry on the next request"
-        ) from exc
-    if response.status_code >= 500:
-        raise KiroUnavailable(
-            f"Kiro could not list your profiles (HTTP {response.status_code}); will retry on the next request"
-        )
-    if not response.is_success:
-        return None
-    try:
-        profiles = response.json().get("profiles")
-    except (ValueError, AttributeError):
-        return None
-    for profile in profiles if isinstance(profiles, list) else []:
-        arn = profile.get("arn") if isinstance(profile, dict) else None
-        if isinstance(arn, str) and arn:
-            return arn
-    return None
 
 
 async def _post(

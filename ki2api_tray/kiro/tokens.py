@@ -1,8 +1,10 @@
 """TokenStore: the current Kiro login, how healthy it is, and renewing it (single flight) with write-back.
 
-The file is read on start and whenever the watcher says it changed; a request that needs a token with
-little life left, or one Kiro just rejected, triggers at most one refresh at a time. A KIRO_ACCESS_TOKEN /
-KIRO_REFRESH_TOKEN seed is used only while the token file does not exist, and is never written anywhere.
+The login comes from the first source that holds one (login_sources.py: token file, kiro-cli database,
+KIRO_API_KEY, the seed's tokens); it is read on start and whenever the watcher says a source changed. A
+request that needs a token with little life left, or one Kiro just rejected, triggers at most one refresh
+at a time. Only the token file is ever written back; kiro-cli's database, keys and seeds stay as they are.
+One store holds one login: several accounts (issue #14) are several stores.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import NoReturn
 
@@ -21,19 +23,21 @@ import httpx
 from ..config import Settings
 from ..core.errors import KiroLoginRequired, KiroUnavailable
 from ..state import TokenStatus
+from .account_block import SUSPENDED, Block
+from .credentials import Credentials, login_identity, registration_for
+from .login_kind import (
+    login_label,
+    mask_arn,
+)
+from .login_sources import Found, find_login
+from .profile_arns import BUILDER_ID_PLACEHOLDER_ARN, ProfileArns
 from .token_file import (
     ClientRegistration,
-    TokenFileError,
     TokenRecord,
-    read_profile_arn,
-    read_registration,
-    read_token_file,
-    registration_path,
-    token_from_environment,
     write_back,
 )
 from .token_health import token_status
-from .token_refresh import first_profile_arn, refresh_login
+from .token_refresh import refresh_login
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +46,7 @@ log = logging.getLogger(__name__)
 REFRESH_RETRY_DELAY = timedelta(seconds=30)
 
 
-def _extra_headers(auth_kind: str) -> dict[str, str]:
-    # Kiro accepts an external IdP's token only with this marker (kiro-protocol.md §2.3).
-    return {"TokenType": "EXTERNAL_IDP"} if auth_kind == "external_idp" else {}
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """What one API call needs: the bearer token, the profile ARN and the API region."""
-
-    access_token: str = field(repr=False)
-    profile_arn: str
-    region: str  # API region: settings.region_for(profile_arn)
-    auth_kind: str  # "social" | "idc" | "external_idp" | "environment"
-    expires_at: datetime | None
-
-    @property
-    def extra_headers(self) -> dict[str, str]:
-        return _extra_headers(self.auth_kind)
+__all__ = ["BUILDER_ID_PLACEHOLDER_ARN", "Credentials", "TokenStore"]
 
 
 @dataclass(frozen=True)
@@ -106,12 +93,13 @@ class TokenStore:
         # watcher reload that read the file just before a write-back cannot bring the old login back.
         self._file_lock = threading.Lock()
         self._record: TokenRecord | None = None
-        self._environment = token_from_environment(settings.access_token, settings.refresh_token)
-        self._unreadable = False
+        self._read: TokenRecord | None = None  # what the source held when last read (before our refreshes)
+        self._looked = Found(None, "", str(settings.token_file))
+        self._block: Block | None = None
         self._failure: _Failure | None = None
         self._retry_at: datetime | None = None
         self._attempts = 0  # finished refresh attempts; a waiter that sees it move shares that outcome
-        self._found_arn: str | None = None  # from profile.json or ListAvailableProfiles
+        self._arns = ProfileArns(settings)  # the ARN found for the current login
         self._published: TokenStatus | None = None
         self._loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
@@ -125,18 +113,27 @@ class TokenStore:
     # --- reading and health -----------------------------------------------------------------------
 
     def reload(self) -> TokenStatus:
-        """Re-read the token file (watcher thread, startup). A half-written file never logs anyone out."""
+        """Re-read the login sources (watcher thread, startup). A half-written file never logs anyone out."""
         with self._file_lock:
-            try:
-                record = read_token_file(self._settings.token_file)
-            except TokenFileError as exc:
-                log.warning("Kiro's token file is unusable right now, keeping the last good login: %s", exc)
-                with self._lock:
-                    self._unreadable = True
-            else:
-                with self._lock:
-                    self._unreadable = False
-                    self._adopt(record if record is not None else self._environment)
+            found = find_login(self._settings)
+            with self._lock:
+                before = self._looked
+                self._looked = found
+                if found.problem is not None:
+                    pass  # keep the last good login: Kiro may be half-way through writing the file
+                elif found.record is None:
+                    self._read = None
+                    self._adopt(None)
+                elif found.record != self._read:
+                    # The source changed; an unchanged one keeps our in-memory refresh (kiro-cli, seeds).
+                    self._read = found.record
+                    self._adopt(found.record)
+        if found.problem is not None and found.problem != before.problem:
+            log.warning("The Kiro login in %s is unusable: %s", found.origin or "its source", found.problem)
+        if found.note and found.note != before.note:
+            log.info("%s", found.note)
+        if found.record is not None and (before.record is None or before.origin != found.origin):
+            log.info("Using the %s login", login_label(found.record))
         return self._publish()
 
     def status(self) -> TokenStatus:
@@ -146,18 +143,31 @@ class TokenStore:
     def describe(self) -> str:
         """A few lines for `ki2api-tray status`: where the login comes from and how it is doing."""
         status = self.status()
-        with self._lock:
-            arn = (self._record.profile_arn if self._record else None) or self._found_arn
         lines = [
+            f"Login:        {status.login or 'none'}",
             f"Token source: {status.source}",
             f"Login kind:   {status.auth_kind or 'none'}",
             f"Health:       {status.health.value} ({status.detail})",
         ]
         if status.expires_at is not None:
             lines.append(f"Expires at:   {status.expires_at.astimezone():%Y-%m-%d %H:%M:%S %Z}")
-        if arn:
-            lines.append(f"Profile ARN:  {arn}")
+        if status.profile_arn:
+            lines.append(f"Profile ARN:  {status.profile_arn}")
+        if status.note:
+            lines.append(f"Note:         {status.note}")
         return "\n".join(lines)
+
+    def identity(self) -> tuple[str, ...] | None:
+        """Which account the current login belongs to (stable across token rotation), for per-login caches."""
+        with self._lock:
+            return login_identity(self._record) if self._record is not None else None
+
+    def _current_arn(self) -> str | None:
+        """The ARN the next call will send, as far as it is known without asking Kiro (caller holds `_lock`)."""
+        record = self._record
+        if record is None or record.auth_kind == "api_key":
+            return None
+        return self._arns.known(record)[0]
 
     def _adopt(self, record: TokenRecord | None) -> None:
         """Use a login read from disk or the environment (caller holds `_lock`)."""
@@ -165,11 +175,14 @@ class TokenStore:
             self._record = record
             return
         # A different login (or Kiro's own refresh) clears a failure that belonged to the old one, and
-        # the profile looked up for it: profile.json may have changed with it.
+        # the profile looked up for it: profile.json may have changed with it. An account block stays while
+        # the account is the same: Kiro rotating its tokens does not lift a suspension (2026 §7).
+        if record is None or self._record is None or login_identity(record) != login_identity(self._record):
+            self._block = None
         self._record = record
         self._failure = None
         self._retry_at = None
-        self._found_arn = None
+        self._arns.forget()
 
     def _publish(self) -> TokenStatus:
         with self._lock:
@@ -182,25 +195,62 @@ class TokenStore:
 
     def _evaluate(self, now: datetime) -> TokenStatus:
         """The health of the current login (caller holds `_lock`)."""
+        looked = self._looked
         return token_status(
             self._record,
-            token_file=self._settings.token_file,
+            where=looked.where,
             now=now,
             margin=self._margin,
-            unreadable=self._unreadable,
+            problem=looked.problem,
             failure=self._failure.error.message if self._failure is not None else None,
+            block=self._block,
+            profile_arn=self._current_arn(),
+            note=looked.note,
         )
 
     def _missing_error(self) -> KiroLoginRequired:
-        path = self._settings.token_file
         with self._lock:
-            unreadable = self._unreadable
-        if unreadable:
-            return KiroLoginRequired(f"The Kiro token file {path} cannot be read: open Kiro and sign in again")
-        return KiroLoginRequired(f"No Kiro login found at {path}: open Kiro and sign in")
+            looked = self._looked
+        if looked.problem is not None:
+            return KiroLoginRequired(
+                f"The Kiro login cannot be used: {looked.problem}. Fix it, or sign in to Kiro again"
+            )
+        return KiroLoginRequired(
+            f"No Kiro login found in {looked.where}: open Kiro and sign in, run kiro-cli login, or set KIRO_API_KEY"
+        )
+
+    # --- account signals (kiro-protocol-2026.md §7) -------------------------------------------------
+
+    def block(self, creds: Credentials, block: Block) -> None:
+        """Stop using the login `creds` came from until the block lifts (suspension: until a restart)."""
+        with self._lock:
+            if self._record is None or login_identity(self._record) != creds.identity:
+                return
+            self._block = block
+        if block.kind == SUSPENDED:
+            log.error("Kiro suspended the %s login; ki2api stops using it: %s", creds.label, block.message)
+        else:
+            log.warning("Kiro %s the %s login until %s", block.kind, creds.label, block.until or "further notice")
+        self._publish()
+
+    def blocked(self) -> Block | None:
+        with self._lock:
+            block, now = self._block, self._clock()
+            if block is not None and not block.active(now):
+                self._block = block = None
+        if block is None and self._published is not None and self._published.blocked_until is not None:
+            self._publish()
+        return block
+
+    def _raise_if_blocked(self) -> None:
+        block = self.blocked()
+        if block is not None:
+            raise block.error(self._clock())
 
     def _needs_refresh(self, record: TokenRecord, now: datetime) -> bool:
         """Whether a request should renew `record` before using it (caller holds `_lock`)."""
+        if record.auth_kind == "api_key":
+            return False  # a key is the bearer itself: nothing to renew (2026 §3)
         if not record.access_token:
             return True
         if record.expires_at is None:
@@ -223,6 +273,7 @@ class TokenStore:
 
     async def credentials(self, http: httpx.AsyncClient) -> Credentials:
         """Credentials with more than `refresh_margin` left, renewing first if needed (one refresh at a time)."""
+        self._raise_if_blocked()
         record, stale, seen = self._snapshot()
         if record is None:
             await asyncio.to_thread(self.reload)
@@ -242,7 +293,12 @@ class TokenStore:
 
     async def refresh_after_rejection(self, http: httpx.AsyncClient, rejected: Credentials) -> Credentials:
         """After Kiro's 403 "bearer token invalid": renew, unless the current token already differs."""
-        _, _, seen = self._snapshot()
+        current, _, seen = self._snapshot()
+        if current is not None and current.auth_kind == "api_key":
+            raise KiroLoginRequired(
+                "Kiro refused the API key in KIRO_API_KEY (a key cannot be renewed): create a new key in the Kiro "
+                "portal, or check that your organisation allows API keys"
+            )
         async with self._refresh_lock():
             record, stale, attempts = self._snapshot()
             if record is None or record.access_token == rejected.access_token or stale:
@@ -290,22 +346,7 @@ class TokenStore:
         return await asyncio.to_thread(self._store_refreshed, new, current)
 
     def _registration_for(self, record: TokenRecord) -> ClientRegistration | None:
-        if record.auth_kind != "idc" or record.source is None:
-            return None
-        if not record.client_id_hash:
-            raise KiroLoginRequired("The Kiro login has no clientIdHash, so it cannot be renewed: log in to Kiro again")
-        try:
-            path = registration_path(record.source, record.client_id_hash)
-            registration = read_registration(record.source, record.client_id_hash)
-        except TokenFileError as exc:
-            raise KiroLoginRequired(f"{exc}: log in to Kiro again") from None
-        if registration is None:
-            raise KiroLoginRequired(f"Kiro's client registration {path} is missing: log in to Kiro again")
-        if registration.expires_at is not None and registration.expires_at <= self._clock():
-            raise KiroLoginRequired(
-                f"Kiro's client registration expired on {registration.expires_at:%Y-%m-%d}: log in to Kiro again"
-            )
-        return registration
+        return registration_for(record, self._clock())
 
     def _refresh_failed(
         self, record: TokenRecord, error: KiroLoginRequired | KiroUnavailable, rejected: str | None
@@ -338,7 +379,7 @@ class TokenStore:
         """Write a renewed file login back the way Kiro does, then make it current (runs in a worker thread)."""
         adopted_from_disk = False
         with self._file_lock:
-            if new.source is not None:
+            if new.origin == "token_file" and new.source is not None:
                 try:
                     result = write_back(new, old.refresh_token)
                 except OSError as exc:
@@ -360,9 +401,6 @@ class TokenStore:
                     self._record = new
                     self._failure = None
                     self._retry_at = None
-                if new.source is None:
-                    self._environment = new
-                self._unreadable = False
                 self._attempts += 1
         expiry = f"{new.expires_at:%H:%M:%S} UTC" if new.expires_at else "an unknown time"
         log.info("Renewed the Kiro token (%s login); it expires at %s", new.auth_kind, expiry)
@@ -370,34 +408,39 @@ class TokenStore:
         return new
 
     async def _credentials_for(self, http: httpx.AsyncClient, record: TokenRecord) -> Credentials:
-        arn = record.profile_arn or self._known_arn()
-        if arn is None:
+        arn, arn_from = self._arns.known(record)
+        if arn_from == "unknown":
             async with self._refresh_lock():
-                arn = self._known_arn() or await self._find_profile_arn(http, record)
+                arn, arn_from = self._arns.known(record)
+                if arn_from == "unknown":
+                    arn, arn_from = await self._arns.find(http, record)
+                    self._publish()
         return Credentials(
             access_token=record.access_token,
             profile_arn=arn,
-            region=self._settings.region_for(arn),
+            region=self._settings.region_for(arn if arn_from not in ("", "placeholder") else None),
             auth_kind=record.auth_kind,
             expires_at=record.expires_at,
+            label=login_label(record),
+            arn_from=arn_from,
+            identity=login_identity(record),
         )
 
-    def _known_arn(self) -> str | None:
-        with self._lock:
-            return self._found_arn
-
-    async def _find_profile_arn(self, http: httpx.AsyncClient, record: TokenRecord) -> str:
-        """IdC and external IdP tokens carry no profile ARN; Kiro keeps the chosen one in profile.json (§1.4)."""
-        profile_file = self._settings.profile_file
-        arn = await asyncio.to_thread(read_profile_arn, profile_file)
-        if arn is None:
-            arn = await first_profile_arn(http, self._settings, record.access_token, _extra_headers(record.auth_kind))
-        if arn is None:
-            raise KiroLoginRequired(
-                f"No Kiro profile found: the login names none, {profile_file} does not exist and Kiro listed none. "
-                "Open Kiro, choose a profile, and try again"
-            )
-        with self._lock:
-            if record.same_tokens(self._record):
-                self._found_arn = arn
-        return arn
+    async def recheck_profile(self, http: httpx.AsyncClient, rejected: Credentials) -> Credentials | None:
+        """After `403 User is not authorized`: look the ARN up again (2026 §2.3, §7). New credentials when
+        Kiro now lists a different profile; None when nothing changed (then it is not an ARN problem)."""
+        if (
+            rejected.arn_from not in ("profile.json", "ListAvailableProfiles", "unknown")
+            or rejected.auth_kind == "api_key"
+        ):
+            return None
+        record, _, _ = self._snapshot()
+        if record is None or login_identity(record) != rejected.identity:
+            return None
+        async with self._refresh_lock():
+            self._arns.forget()
+            arn, _ = await self._arns.find(http, record, listed_only=True)
+        if arn is None or arn == rejected.profile_arn:
+            return None
+        log.info("Kiro lists another profile for this login (%s); retrying with it", mask_arn(arn))
+        return await self._credentials_for(http, record)

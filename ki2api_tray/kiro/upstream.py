@@ -1,8 +1,11 @@
 """KiroClient: every HTTP call to Kiro's API hosts, through one shared httpx.AsyncClient.
 
-Retries (429, 5xx, connection errors) happen only before the first byte of an answer has reached the
-client; a 403 "bearer token is invalid" triggers one refresh and one retry. Every failure leaves this
-module as a `core.errors` exception whose message a person can act on. Web types never appear here.
+Chat goes to the hosts `hosts.chat_hosts` names for the login, falling through only on the answers
+kiro-protocol-2026.md §1.3 lists. Retries (429, 5xx, connection errors) stay on one host and happen only
+before the first byte has reached the client. A refresh happens only when every host said the bearer was
+invalid and the login can be renewed; `403 User is not authorized` first re-checks the profile. Kiro's
+account signals (§7) block the login. Every failure leaves as a `core.errors` exception whose message a
+person can act on. Web types never appear here.
 """
 
 from __future__ import annotations
@@ -10,34 +13,29 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import platform
 import random
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import httpx
 
 from ..config import Settings
-from ..core.errors import (
-    ContextLengthExceeded,
-    Ki2apiError,
-    KiroLoginRequired,
-    KiroUnavailable,
-    QuotaExceeded,
-    RateLimited,
-    UpstreamError,
-    UpstreamTimeout,
-)
+from ..core.errors import Ki2apiError, KiroUnavailable, UpstreamTimeout
 from ..core.eventstream import EventStreamDecoder, Frame
 from ..core.kiro_request import KiroRequest
 from ..core.model import ModelInfo
 from ..core.models import STATIC_MODELS, parse_model_list
 from ..state import Quota
+from .account_block import COOLDOWN, EXHAUSTED, SUSPENDED, Block, next_month, signal_of, support_url_in
+from .answers import Said, error_for_status, parse_quota, said_from
+from .control_plane import json_operation, os_tag, rest_get
+from .hosts import Host, chat_hosts, falls_through
+from .login_kind import mask_arn, uses_runtime_host
 from .token_refresh import KIRO_IDE_VERSION, machine_id
 from .tokens import Credentials, TokenStore
 
@@ -49,7 +47,6 @@ TARGET = "AmazonCodeWhispererStreamingService.GenerateAssistantResponse"
 MODEL_LIST_TTL = 3600.0
 MODEL_LIST_RETRY = 60.0  # after a failed lookup, try Kiro again this soon instead of in an hour
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-BEARER_INVALID = "bearer token included in the request is invalid"
 
 Sleep = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
@@ -68,11 +65,6 @@ else:
         return await asyncio.wait_for(awaitable, timeout=seconds)
 
 
-def _os_tag() -> str:
-    system = {"Windows": "win32", "Darwin": "darwin"}.get(platform.system(), "linux")
-    return f"{system}#{platform.release()}"
-
-
 class KiroClient:
     def __init__(
         self,
@@ -89,7 +81,9 @@ class KiroClient:
         self._machine_id = machine_id()
         self._models: tuple[ModelInfo, ...] = ()
         self._models_at = 0.0
+        self._models_of: tuple[str, ...] | None = None  # the login the cached catalog belongs to
         self._models_lock = asyncio.Lock()
+        self._resets_at: datetime | None = None  # from the last quota read: when used-up credits return
 
     # --- chat -----------------------------------------------------------------------------------
 
@@ -99,48 +93,114 @@ class KiroClient:
     async def stream(self, request: KiroRequest) -> AsyncIterator[list[Frame]]:
         """Send one chat request and yield the frames of each network chunk as they arrive.
 
-        Retries and the refresh-after-403 happen inside, before anything is yielded; after the first
-        yield a failure is raised as is, and the caller turns it into an in-stream error.
+        Host fall-through, retries, the refresh and the profile re-check happen inside, before anything is
+        yielded; after the first yield a failure is raised as is, and the caller turns it into an in-stream
+        error.
         """
-        settings = self._settings
-        attempts = settings.max_retries + 1
-        refreshed = False
         creds = await self.credentials()
+        body = request.body
+        refreshed = rechecked = False
+        while True:
+            hosts = chat_hosts(self._settings, creds.auth_kind, creds.region)
+            answers: list[tuple[Host, Said]] = []
+            for index, host in enumerate(hosts):
+                async with AsyncExitStack() as stack:
+                    response = await self._answer(stack, f"{host.base}/generateAssistantResponse", body, creds)
+                    if response.status_code == 200:
+                        if index:
+                            log.info("Kiro's %s host answered for the %s login", host.family, creds.label)
+                        async for frames in self._frames(response):
+                            yield frames
+                        return
+                    said = said_from(response.status_code, await response.aread())
+                answers.append((host, said))
+                last = index == len(hosts) - 1
+                if signal_of(said.status, said.message, said.reason, said.error_type) or last:
+                    break
+                if not falls_through(said.status, said.message):
+                    break
+                log.info(
+                    "Kiro's %s host answered %d for the %s login (%s); trying the %s host",
+                    host.family,
+                    said.status,
+                    creds.label,
+                    said.message[:120],
+                    hosts[index + 1].family,
+                )
+            said = self._meaningful(answers)
+            if all(s.bearer_rejected for _, s in answers) and not refreshed:
+                refreshed = True
+                log.info("Kiro rejected the access token; refreshing once and retrying")
+                creds = await self._tokens.refresh_after_rejection(self._http, creds)
+                continue
+            if said.not_authorized and not rechecked:
+                rechecked = True
+                renewed = await self._tokens.recheck_profile(self._http, creds)
+                if renewed is not None:
+                    creds, body = renewed, _with_profile_arn(body, renewed.profile_arn)
+                    continue
+            raise self._failure(said, creds)
+
+    @staticmethod
+    def _meaningful(answers: list[tuple[Host, Said]]) -> Said:
+        # A host that does not take this login says "bearer invalid"; the other host's answer says more.
+        return next((s for _, s in answers if not s.bearer_rejected), answers[-1][1])
+
+    async def _answer(self, stack: AsyncExitStack, url: str, body: bytes, creds: Credentials) -> httpx.Response:
+        """One host's answer (any status), after retrying 429/5xx/connection errors on that same host."""
+        attempts = self._settings.max_retries + 1
         attempt = 0
         while True:
             attempt += 1
-            url = f"{settings.runtime_base(creds.region)}/generateAssistantResponse"
             try:
-                async with self._open(url, request.body, creds, attempt, attempts) as response:
-                    if response.status_code != 200:
-                        error = await self._error_from(response)
-                        if not refreshed and _is_bearer_rejection(response.status_code, error):
-                            refreshed = True
-                            log.info("Kiro rejected the access token; refreshing once and retrying")
-                            creds = await self._tokens.refresh_after_rejection(self._http, creds)
-                            attempt -= 1
+                async with AsyncExitStack() as inner:
+                    response = await inner.enter_async_context(self._open(url, body, creds, attempt, attempts))
+                    if response.status_code in RETRY_STATUSES and attempt < attempts:
+                        said = said_from(response.status_code, await response.aread())
+                        if signal_of(said.status, said.message, said.reason, said.error_type) is None:
+                            await self._backoff(attempt, response, said)
                             continue
-                        if response.status_code in RETRY_STATUSES and attempt < attempts:
-                            await self._backoff(attempt, response, error)
-                            continue
-                        raise error
-                    chunks = response.aiter_raw()
-                    first = await self._next_chunk(chunks, settings.first_byte_timeout, first=True)
-                    decoder = EventStreamDecoder()
-                    chunk: bytes | None = first
-                    while chunk is not None:
-                        frames = decoder.feed(chunk)
-                        if frames:
-                            yield frames
-                        chunk = await self._next_chunk(chunks, settings.idle_timeout, first=False)
-                    decoder.close()
-                    return
+                        # An account signal: not retried. The body was read already; pass it on as an answer.
+                        return httpx.Response(said.status, content=said.raw)
+                    stack.push_async_exit(inner.pop_all())
+                    return response
             except _Retryable as exc:
                 if attempt < attempts:
                     log.warning("Kiro request failed (%s); retrying (%d/%d)", exc.error.message, attempt, attempts - 1)
                     await self._sleep(self._delay(attempt))
                     continue
                 raise exc.error from exc.__cause__
+
+    async def _frames(self, response: httpx.Response) -> AsyncIterator[list[Frame]]:
+        settings = self._settings
+        chunks = response.aiter_raw()
+        try:
+            chunk: bytes | None = await self._next_chunk(chunks, settings.first_byte_timeout, first=True)
+        except _Retryable as exc:
+            raise exc.error from exc.__cause__
+        decoder = EventStreamDecoder()
+        while chunk is not None:
+            frames = decoder.feed(chunk)
+            if frames:
+                yield frames
+            chunk = await self._next_chunk(chunks, settings.idle_timeout, first=False)
+        decoder.close()
+
+    def _failure(self, said: Said, creds: Credentials) -> Ki2apiError:
+        """The caller's error for Kiro's answer; an account signal (§7) also blocks the login."""
+        signal = signal_of(said.status, said.message, said.reason, said.error_type)
+        if signal is None:
+            return error_for_status(said.status, said.raw)
+        now = datetime.now(timezone.utc)
+        if signal == SUSPENDED:
+            block = Block(SUSPENDED, said.message, None, support_url_in(said.message))
+        elif signal == EXHAUSTED:
+            until = self._resets_at if self._resets_at and self._resets_at > now else next_month(now)
+            block = Block(EXHAUSTED, said.message, until)
+        else:
+            block = Block(COOLDOWN, said.message, now + timedelta(seconds=self._settings.suspicious_cooldown))
+        self._tokens.block(creds, block)
+        return block.error(now)
 
     @asynccontextmanager
     async def _open(
@@ -199,7 +259,7 @@ class KiroClient:
             "x-amz-target": TARGET,
             "Accept": "application/vnd.amazon.eventstream",
             "User-Agent": (
-                f"aws-sdk-js/{SDK_VERSION} ua/2.1 os/{_os_tag()} lang/js md/nodejs#{NODE_VERSION} "
+                f"aws-sdk-js/{SDK_VERSION} ua/2.1 os/{os_tag()} lang/js md/nodejs#{NODE_VERSION} "
                 f"api/codewhispererstreaming#{SDK_VERSION} m/E {agent}"
             ),
             "x-amz-user-agent": f"aws-sdk-js/{SDK_VERSION} {agent}",
@@ -210,29 +270,12 @@ class KiroClient:
             **creds.extra_headers,
         }
 
-    def _management_headers(self, creds: Credentials) -> dict[str, str]:
-        agent = f"KiroIDE-{KIRO_IDE_VERSION}-{self._machine_id}"
-        return {
-            "Authorization": f"Bearer {creds.access_token}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": f"aws-sdk-js/1.0.0 ua/2.1 os/{_os_tag()} lang/js md/nodejs#{NODE_VERSION} m/N,E {agent}",
-            "x-amz-user-agent": f"aws-sdk-js/1.0.0 {agent}",
-            "amz-sdk-invocation-id": str(uuid.uuid4()),
-            "amz-sdk-request": "attempt=1; max=1",
-            **creds.extra_headers,
-        }
-
-    async def _error_from(self, response: httpx.Response) -> Ki2apiError:
-        raw = await response.aread()
-        return error_for_status(response.status_code, raw)
-
-    async def _backoff(self, attempt: int, response: httpx.Response, error: Ki2apiError) -> None:
+    async def _backoff(self, attempt: int, response: httpx.Response, said: Said) -> None:
         delay = self._delay(attempt)
         retry_after = response.headers.get("retry-after", "")
         if retry_after.isdigit():
             delay = min(float(retry_after), 10.0)
-        log.warning("Kiro answered %d (%s); retrying in %.1f s", response.status_code, error.message, delay)
+        log.warning("Kiro answered %d (%s); retrying in %.1f s", response.status_code, said.message[:200], delay)
         await self._sleep(delay)
 
     @staticmethod
@@ -241,16 +284,23 @@ class KiroClient:
         base: float = min(0.25 * 2 ** (attempt - 1), 2.0)
         return base * (1 + random.random() / 4)
 
-    # --- models and quota -------------------------------------------------------------------------
+    # --- models and quota (the control plane that matches the login, 2026 §1.4) -------------------
 
     async def models(self) -> tuple[ModelInfo, ...]:
-        """Models this account may use, cached for an hour; the static list (for a minute) when Kiro can't say."""
-        if self._models and time.monotonic() - self._models_at < MODEL_LIST_TTL:
+        """This login's models, cached for an hour; the static list (for a minute) when Kiro can't say.
+
+        The catalog is per account and profile (2026 §1.4), so another login starts a fresh one.
+        """
+        identity = self._tokens_identity()
+        fresh = self._models_of == identity and time.monotonic() - self._models_at < MODEL_LIST_TTL
+        if self._models and fresh:
             return self._models
         async with self._models_lock:
-            if self._models and time.monotonic() - self._models_at < MODEL_LIST_TTL:
+            identity = self._tokens_identity()
+            if self._models and self._models_of == identity and time.monotonic() - self._models_at < MODEL_LIST_TTL:
                 return self._models
             self._models_at = time.monotonic()
+            self._models_of = identity
             try:
                 self._models = await self._fetch_models() or STATIC_MODELS
             except (Ki2apiError, httpx.HTTPError, ValueError) as exc:
@@ -259,34 +309,72 @@ class KiroClient:
                 self._models_at -= MODEL_LIST_TTL - MODEL_LIST_RETRY
             return self._models
 
+    def _tokens_identity(self) -> tuple[str, ...] | None:
+        return self._tokens.identity()
+
+    def _on_aws_surface(self, creds: Credentials) -> bool:
+        return not uses_runtime_host(creds.auth_kind) or self._settings.host_order == "aws_first"
+
+    async def _control(self, creds: Credentials, operation: str, rest_path: str, params: dict[str, str]) -> Any:
+        """One control-plane call in the login's wire form; the parsed JSON, or the caller's error."""
+        arn = {"profileArn": creds.profile_arn} if creds.profile_arn else {}
+        if self._on_aws_surface(creds):
+            base = self._settings.q_base(creds.region)
+            query = {"origin": params["origin"], **({"isEmailRequired": "true"} if "isEmailRequired" in params else {})}
+            body = {**{k: v for k, v in params.items() if k != "isEmailRequired"}, **arn}
+            try:
+                response = await json_operation(
+                    self._http, base, operation, body, creds.access_token, creds.extra_headers, {**query, **arn}
+                )
+            except httpx.TransportError as exc:
+                raise _unreachable(base, exc) from exc
+        else:
+            base = self._settings.management_base(creds.region)
+            try:
+                response = await rest_get(
+                    self._http, base, rest_path, {**params, **arn}, creds.access_token, creds.extra_headers
+                )
+            except httpx.TransportError as exc:
+                raise _unreachable(base, exc) from exc
+        if response.status_code != 200:
+            raise self._failure(said_from(response.status_code, response.content), creds)
+        return response.json()
+
     async def _fetch_models(self) -> tuple[ModelInfo, ...]:
         creds = await self.credentials()
-        url = f"{self._settings.management_base(creds.region)}/ListAvailableModels"
         pages: list[dict[str, Any]] = []
-        params = {"origin": "AI_EDITOR", "profileArn": creds.profile_arn}
+        params = {"origin": "AI_EDITOR"}
         for _ in range(20):  # a bound, in case a broken server pages forever
-            response = await self._http.get(url, params=params, headers=self._management_headers(creds), timeout=15)
-            if response.status_code != 200:
-                raise error_for_status(response.status_code, response.content)
-            page = response.json()
+            page = await self._control(creds, "ListAvailableModels", "ListAvailableModels", params)
             pages.append(page)
             next_token = page.get("nextToken") if isinstance(page, dict) else None
             if not next_token:
                 break
             params = {**params, "nextToken": str(next_token)}
-        return parse_model_list(pages)
+        models = parse_model_list(pages)
+        log.info(
+            "Kiro offers %d models to the %s login (profile %s)",
+            len(models),
+            creds.label,
+            mask_arn(creds.profile_arn) or "none",
+        )
+        return models
 
     async def quota(self) -> Quota:
         creds = await self.credentials()
-        url = f"{self._settings.management_base(creds.region)}/getUsageLimits"
-        params = {"origin": "AI_EDITOR", "resourceType": "AGENTIC_REQUEST", "profileArn": creds.profile_arn}
-        try:
-            response = await self._http.get(url, params=params, headers=self._management_headers(creds), timeout=15)
-        except httpx.TransportError as exc:
-            raise _unreachable(url, exc) from exc
-        if response.status_code != 200:
-            raise error_for_status(response.status_code, response.content)
-        return parse_quota(response.json())
+        params = {"origin": "AI_EDITOR", "resourceType": "AGENTIC_REQUEST", "isEmailRequired": "true"}
+        quota = parse_quota(await self._control(creds, "GetUsageLimits", "getUsageLimits", params))
+        self._resets_at = quota.resets_at
+        return quota
+
+
+def _with_profile_arn(body: bytes, arn: str | None) -> bytes:
+    """The same request for another profile: only the top-level `profileArn` changes."""
+    data = json.loads(body)
+    data.pop("profileArn", None)
+    if arn:
+        data["profileArn"] = arn
+    return json.dumps(data, separators=(",", ":")).encode("ascii")
 
 
 class _Retryable(Exception):
@@ -307,112 +395,3 @@ def _unreachable(where: str, exc: Exception) -> KiroUnavailable:
 
 def _describe(exc: BaseException) -> str:
     return exc.message if isinstance(exc, Ki2apiError) else type(exc).__name__
-
-
-def _is_bearer_rejection(status: int, error: Ki2apiError) -> bool:
-    return status in (401, 403) and (status == 401 or BEARER_INVALID in error.message.lower())
-
-
-def error_for_status(status: int, raw: bytes) -> Ki2apiError:
-    """Turn a Kiro error response into the exception (and message) the caller will see."""
-    message, reason = _parse_error_body(raw)
-    said = f"Kiro said: {message}" + (f" ({reason})" if reason else "")
-    if status == 400 and (reason == "CONTENT_LENGTH_EXCEEDS_THRESHOLD" or "too long" in message.lower()):
-        return ContextLengthExceeded(
-            "The conversation is too long for the model's context window. Compact or shorten it, "
-            f"or start a new conversation. {said}",
-            upstream_status=status,
-            reason=reason,
-        )
-    if status == 400 and reason == "INVALID_MODEL_ID":
-        return UpstreamError(
-            f"Kiro does not offer this model to your account (check your Kiro plan). {said}",
-            upstream_status=status,
-            reason=reason,
-            code="model_not_found",
-            status=400,
-            kind="invalid_request_error",
-        )
-    if status == 402 or reason == "MONTHLY_REQUEST_COUNT":
-        return QuotaExceeded(
-            f"Your Kiro quota is used up for this month; it resets at the start of the next period. {said}",
-            upstream_status=status,
-            reason=reason,
-        )
-    if status == 429:
-        return RateLimited(
-            f"Kiro is busy or rate-limiting requests; try again shortly. {said}", upstream_status=status, reason=reason
-        )
-    if status in (401, 403):
-        if status == 401 or BEARER_INVALID in message.lower():
-            return KiroLoginRequired(f"Kiro rejected the token even after a refresh: log in to Kiro again. {said}")
-        return UpstreamError(
-            f"Kiro refused the request. {said}",
-            upstream_status=status,
-            reason=reason,
-            code="kiro_forbidden",
-            status=403,
-            kind="permission_error",
-        )
-    if status == 400:
-        return UpstreamError(
-            f"Kiro rejected the request. {said} If this repeats, please report it with the ki2api log file.",
-            upstream_status=status,
-            reason=reason,
-            code="kiro_rejected_request",
-            status=400,
-            kind="invalid_request_error",
-        )
-    if status >= 500 or status == 408:
-        return KiroUnavailable(f"Kiro is having trouble (HTTP {status}); try again in a moment. {said}")
-    return UpstreamError(f"Kiro answered HTTP {status}. {said}", upstream_status=status, reason=reason)
-
-
-def _parse_error_body(raw: bytes) -> tuple[str, str | None]:
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        text = raw.decode("utf-8", "replace").strip()
-        return (text[:300] or "no details"), None
-    if not isinstance(data, dict):
-        return str(data)[:300], None
-    error = data.get("error")
-    nested: dict[str, Any] = error if isinstance(error, dict) else {}
-    message = data.get("message") or data.get("Message") or nested.get("message") or data.get("error_description")
-    reason = data.get("reason") or nested.get("reason")
-    if not message and isinstance(data.get("error"), str):
-        message = data["error"]
-    return str(message or "no details")[:500], (str(reason) if reason else None)
-
-
-def parse_quota(body: Any) -> Quota:
-    """getUsageLimits -> remaining credits (kiro-protocol.md §7): base + active trial + active bonuses."""
-    if not isinstance(body, dict):
-        return Quota()
-    breakdowns = [b for b in body.get("usageBreakdownList") or [] if isinstance(b, dict)]
-    first = breakdowns[0] if breakdowns else {}
-    limit = _number(first, "usageLimitWithPrecision", "usageLimit")
-    used = _number(first, "currentUsageWithPrecision", "currentUsage")
-    trial = first.get("freeTrialInfo")
-    if isinstance(trial, dict) and trial.get("freeTrialStatus") == "ACTIVE":
-        limit += _number(trial, "usageLimitWithPrecision", "usageLimit")
-        used += _number(trial, "currentUsageWithPrecision", "currentUsage")
-    for bonus in first.get("bonuses") or []:
-        if isinstance(bonus, dict) and bonus.get("status") == "ACTIVE":
-            limit += _number(bonus, "usageLimitWithPrecision", "usageLimit")
-            used += _number(bonus, "currentUsageWithPrecision", "currentUsage")
-    reset = first.get("nextDateReset") or body.get("nextDateReset")
-    resets_at = None
-    if isinstance(reset, (int, float)) and reset > 0:
-        resets_at = datetime.fromtimestamp(float(reset), tz=timezone.utc)
-    info = body.get("subscriptionInfo")
-    subscription = str(info.get("subscriptionTitle", "")) if isinstance(info, dict) else ""
-    return Quota(subscription=subscription, used=used, limit=limit, resets_at=resets_at)
-
-
-def _number(data: dict[str, Any], *keys: str) -> float:
-    for key in keys:
-        value = data.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    return 0.0

@@ -1,4 +1,4 @@
-"""TokenFileWatcher: tells the service when Kiro's token file was written, replaced or deleted.
+"""TokenFileWatcher: tells the service when a login file (Kiro's token file, kiro-cli's database) changed.
 
 watchdog watches the file's *directory* (or its nearest existing ancestor below the home folder, re-armed
 downwards as folders appear), because atomic writers only produce a `moved` event whose destination is the
@@ -6,6 +6,8 @@ token file and a missing directory makes watchdog fail. It never watches the hom
 it: macOS FSEvents streams are recursive and watchdog stats every path they report, which makes macOS ask
 the person for access to Downloads, Documents or other apps' data. Until a folder on the token's path exists
 below home, a cheap timer looks for it. Bursts are debounced to one callback; a slow poll backs it up.
+`companions` are more names in the same folder that count as the file: sqlite writes a WAL database's
+changes to `data.sqlite3-wal` long before the main file (kiro-protocol-2026.md §5).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # Events that can change the file's content or existence; opened/closed_no_write/attrib cannot.
 _RELEVANT = frozenset({"created", "modified", "moved", "deleted", "closed"})
-_Signature = tuple[int, int, int] | None  # (inode, size, mtime_ns); None when the file is absent
+_Signature = tuple[tuple[int, int, int] | None, ...]  # (inode, size, mtime_ns) per name; None when absent
 
 
 class TokenFileWatcher:
@@ -47,8 +49,10 @@ class TokenFileWatcher:
         max_delay: float = 2.0,
         appear_interval: float = 0.5,
         home: Path | None = None,
+        companions: tuple[str, ...] = (),
     ) -> None:
         self.path = Path(path)
+        self.names = frozenset({self.path.name, *companions})
         self.home = home if home is not None else paths.home_dir()
         self.appear_interval = appear_interval  # how often to look for the folder while none can be watched
         self.on_change = on_change
@@ -63,7 +67,7 @@ class TokenFileWatcher:
         self._thread: threading.Thread | None = None
         self._observer: BaseObserver | None = None
         self._watched: Path | None = None
-        self._signature: _Signature = None
+        self._signature: _Signature = ()
 
     @property
     def watched_dir(self) -> Path | None:
@@ -74,7 +78,7 @@ class TokenFileWatcher:
         if self._thread is not None:
             return
         self._closing = False
-        self._signature = _signature(self.path)
+        self._signature = _signature(self.path, self.names)
         self._arm()
         self._thread = threading.Thread(target=self._run, name="ki2api-token-watcher", daemon=True)
         self._thread.start()
@@ -102,7 +106,7 @@ class TokenFileWatcher:
             self._request(rearm=True)
             return
         # Compare names, not full paths: FSEvents reports realpath-ed paths (/var -> /private/var).
-        if any(p.name == self.path.name for p in paths):
+        if any(p.name in self.names for p in paths):
             self._request(change=True)
 
     # --- worker thread ---------------------------------------------------------------------------------
@@ -151,11 +155,11 @@ class TokenFileWatcher:
                 if rearm or poll:
                     self._arm_if_moved()
                 if fire:
-                    self._signature = _signature(self.path)
+                    self._signature = _signature(self.path, self.names)
                     self._notify()
                 elif (rearm or poll) and not pending:
                     # A folder appeared or time passed: report a file that changed while nobody watched.
-                    current = _signature(self.path)
+                    current = _signature(self.path, self.names)
                     if current != self._signature:
                         self._signature = current
                         self._notify()
@@ -245,9 +249,13 @@ def _contains(folder: Path, other: Path) -> bool:
     return True
 
 
-def _signature(path: Path) -> _Signature:
+def _stat(path: Path) -> tuple[int, int, int] | None:
     try:
         info = path.stat()
     except OSError:
         return None
     return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _signature(path: Path, names: frozenset[str]) -> _Signature:
+    return tuple(_stat(path.parent / name) for name in sorted(names))

@@ -716,7 +716,7 @@ def test_openai_completion_empty_stream_is_empty_text_with_zero_usage() -> None:
             KiroLoginRequired("Log in to Kiro again.", code="kiro_token_expired"),
             {
                 "message": "Log in to Kiro again.",
-                "type": "authentication_error",
+                "type": "permission_error",
                 "param": None,
                 "code": "kiro_token_expired",
             },

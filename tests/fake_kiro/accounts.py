@@ -16,10 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-AccountKind = Literal["social", "idc", "external_idp"]
+AccountKind = Literal["social", "idc", "external_idp", "api_key"]
 ExpiresFormat = Literal["js", "python", "nanos"]
 
 BUILDER_ID_START_URL = "https://view.awsapps.com/start"
+ENTERPRISE_START_URL = "https://d-9067example.awsapps.com/start"
+# kiro-protocol.md §1.4: the placeholder ARN some peers send for Builder ID; it belongs to no account.
+BUILDER_ID_PLACEHOLDER_ARN = "arn:aws:codewhisperer:us-east-1:638616132270:profile/AAAACCCCXXXX"
 _serial = itertools.count(1)
 
 
@@ -54,6 +57,21 @@ class Account:
     trial_status: str = "ACTIVE"
     email: str = "dev@example.com"
     user_id: str = "fake-user"
+    # Account signals (kiro-protocol-2026.md §7): set by a test, answered on every API call of this login.
+    suspended: bool = False
+    quota_reason: str = ""  # "MONTHLY_REQUEST_COUNT" / "OVERAGE_REQUEST_LIMIT_EXCEEDED": every call is a 402
+    suspicious: bool = False  # every call is the "suspicious activity" 429
+    # §1.4: the catalog is per account/profile; None offers every model of catalog.MODELS.
+    models: tuple[str, ...] | None = None
+
+    @property
+    def builder_id(self) -> bool:
+        return self.kind == "idc" and self.provider == "BuilderId"
+
+    @property
+    def profile_region(self) -> str:
+        """The region the profile (and so the API) lives in: the ARN's 4th field; us-east-1 without one."""
+        return self.profile_arn.split(":")[3] if self.profile_arn else "us-east-1"
 
 
 def _access_token() -> str:
@@ -68,6 +86,11 @@ def _refresh_token() -> str:
 
 def _profile_arn(region: str, n: int) -> str:
     return f"arn:aws:codewhisperer:{region}:{100000000000 + n}:profile/FAKE{n:08d}"
+
+
+def api_key_value() -> str:
+    """A Kiro API key as the portal issues it: `ksk_` and a long random tail (kiro-protocol-2026.md §3)."""
+    return "ksk_" + secrets.token_urlsafe(40)
 
 
 def client_id_hash(start_url: str) -> str:
@@ -114,20 +137,34 @@ class Accounts:
         )
 
     def add_idc(
-        self, provider: str = "BuilderId", region: str = "us-east-1", start_url: str = BUILDER_ID_START_URL
+        self,
+        provider: str = "Enterprise",
+        region: str = "us-east-1",
+        start_url: str = ENTERPRISE_START_URL,
+        sso_region: str | None = None,
     ) -> Account:
-        """A Builder ID / Identity Center login: refreshes through SSO-OIDC with a client registration (§2.2).
+        """An IAM Identity Center (Enterprise) login: refreshes through SSO-OIDC with a client registration (§2.2).
 
-        Its token file has no profileArn; the profile exists server-side and is found via profile.json or
-        ListAvailableProfiles (§1.4, §4.3).
+        Its token file has no profileArn; the profile lives in `region` (a profile region) and is found via
+        profile.json or ListAvailableProfiles (§1.4, 2026 §2). `sso_region` is the token's own region.
         """
         n = next(_serial)
-        account = Account("idc", provider, _access_token(), _refresh_token(), _profile_arn(region, n), region)
+        arn = "" if provider == "BuilderId" else _profile_arn(region, n)
+        account = Account("idc", provider, _access_token(), _refresh_token(), arn, sso_region or region)
         account.client_id = f"fakeclient{n:06d}" + secrets.token_hex(8)
         account.client_secret = "fakesecret" + secrets.token_urlsafe(32)
         account.start_url = start_url
         account.client_id_hash = client_id_hash(start_url)
         return self._add(account)
+
+    def add_builder_id(self) -> Account:
+        """An AWS Builder ID login: IdC-shaped, but with no Kiro profile at all (2026 §2.2: not possible)."""
+        return self.add_idc("BuilderId", "us-east-1", BUILDER_ID_START_URL)
+
+    def add_api_key(self) -> Account:
+        """A Kiro API key (`ksk_…`): used as the bearer itself, never refreshed, no profile ARN (2026 §3)."""
+        key = api_key_value()
+        return self._add(Account("api_key", "ApiKey", key, "", "", "us-east-1"))
 
     def add_external_idp(self, region: str = "us-east-1") -> Account:
         """An enterprise IdP login: form-encoded OAuth refresh at `tokenEndpoint`, `TokenType` header (§2.3)."""

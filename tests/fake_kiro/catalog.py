@@ -82,18 +82,24 @@ def model_schema(model_id: str) -> dict[str, Any] | None:
     return None
 
 
-def models_page(next_token: str | None, page_size: int) -> dict[str, Any] | None:
-    """One page of the model list; `nextToken` is an opaque "page-N" string. None for an unknown token."""
+def models_page(
+    next_token: str | None, page_size: int, offered: tuple[str, ...] | None = None
+) -> dict[str, Any] | None:
+    """One page of the model list; `nextToken` is an opaque "page-N" string. None for an unknown token.
+
+    `offered` narrows the list to one account's catalog (2026 §1.4: ListAvailableModels is per account).
+    """
+    models = [m for m in MODELS if offered is None or m["modelId"] in offered]
     start = 0
     if next_token:
         if not next_token.startswith("page-") or not next_token[5:].isdigit():
             return None
         start = int(next_token[5:])
-        if start <= 0 or start >= len(MODELS):
+        if start <= 0 or start >= len(models):
             return None
     end = start + page_size
-    body: dict[str, Any] = {"models": list(MODELS[start:end])}
-    if end < len(MODELS):
+    body: dict[str, Any] = {"models": list(models[start:end])}
+    if end < len(models):
         body["nextToken"] = f"page-{end}"
     return body
 
@@ -153,5 +159,16 @@ def usage_limits(account: Account, with_email: bool, now: dt.datetime | None = N
 
 
 def profiles(account: Account) -> dict[str, Any]:
-    """ListAvailableProfiles (§4.3): the one profile this account may use."""
-    return {"profiles": [{"arn": account.profile_arn, "profileName": "KiroProfile-" + account.region}]}
+    """ListAvailableProfiles (§4.3): the one profile this account may use (none for a Builder ID or a key)."""
+    if not account.profile_arn:
+        return {"profiles": []}
+    region = account.profile_region
+    return {
+        "profiles": [
+            {
+                "arn": account.profile_arn,
+                "profileName": "KiroProfile-" + region,
+                "identityDetails": {"ssoIdentityDetails": {"ssoRegion": account.region}},
+            }
+        ]
+    }

@@ -63,6 +63,29 @@ def post_chat(fake: FakeKiro, body: dict[str, Any] | bytes, headers: dict[str, s
     return httpx.post(fake.base_url + CHAT_PATH, content=raw, headers=headers, **kwargs)
 
 
+def q_base(fake: FakeKiro, region: str = "us-east-1") -> str:
+    return fake.q_url.replace("{region}", region)
+
+
+def post_q_chat(
+    fake: FakeKiro, body: dict[str, Any], headers: dict[str, str], region: str = "us-east-1"
+) -> httpx.Response:
+    """Path-style chat on the AWS surface `q.{region}` (kiro-protocol-2026.md §1.1)."""
+    return httpx.post(q_base(fake, region) + CHAT_PATH, content=json.dumps(body).encode(), headers=headers)
+
+
+def q_operation(
+    fake: FakeKiro, operation: str, body: dict[str, Any], headers: dict[str, str], region: str = "us-east-1"
+) -> httpx.Response:
+    """An AWS JSON 1.0 control-plane call: `POST /` with `x-amz-target` (kiro-protocol-2026.md §1.4)."""
+    sent = {
+        **headers,
+        "Content-Type": "application/x-amz-json-1.0",
+        "x-amz-target": f"AmazonCodeWhispererService.{operation}",
+    }
+    return httpx.post(q_base(fake, region) + "/", content=json.dumps(body).encode(), headers=sent)
+
+
 def decode_frames(raw: bytes) -> list[tuple[dict[str, Any], bytes]]:
     """(headers, payload) of every frame, parsed and CRC-checked by botocore."""
     buffer = EventStreamBuffer()

@@ -1,9 +1,11 @@
-"""The fake Kiro backend: one loopback HTTP server playing every Kiro host ki2api talks to.
+"""The fake Kiro backend: two loopback HTTP servers playing every Kiro host ki2api talks to.
 
-Runtime (`/generateAssistantResponse`), management (`/ListAvailableModels`, `/getUsageLimits`,
-`/ListAvailableProfiles`), Kiro auth (`/refreshToken`) and SSO-OIDC (`/token`) share one base URL, so the
-four URL settings can all point at it (kiro-protocol.md §11). Every request is recorded; chat requests are
-validated like the real service (validation.py) and answered by a scripted reply or by scenarios.reply_for.
+`base_url`: runtime (`/generateAssistantResponse`), management (`/ListAvailableModels`, `/getUsageLimits`,
+`/ListAvailableProfiles`), Kiro auth (`/refreshToken`), SSO-OIDC (`/token`) and an external IdP
+(`/oauth2/token`) share one base URL, so those URL settings can all point at it (kiro-protocol.md §11).
+`q_url`: the AWS surface (aws_surface.py), a separate server, because since 2026 which host takes which
+login is the point (kiro-protocol-2026.md §1). Every request is recorded; chat requests are validated like
+the real service (validation.py, host_rules.py) and answered by a scripted reply or scenarios.reply_for.
 """
 
 from __future__ import annotations
@@ -26,9 +28,27 @@ from starlette.routing import Route
 
 from . import catalog, scenarios
 from .accounts import Account, Accounts
+from .aws_surface import AwsSurface
+from .host_rules import (
+    FEATURE_NOT_AUTHORIZED,
+    HostRules,
+    account_signals,
+    runtime_accepts,
+    top_level_fields,
+)
 from .listener import Listener, QuietAbort
 from .replies import ErrorReply, Reply, StreamReply
-from .validation import IMPROPER, Limits, Rejected, check_bearer, check_profile_arn, parse_body, validate_chat
+from .validation import (
+    BAD_BEARER,
+    IMPROPER,
+    Limits,
+    Rejected,
+    ValidChat,
+    check_bearer,
+    check_profile_arn,
+    parse_body,
+    validate_chat,
+)
 
 CHAT_PATH = "/generateAssistantResponse"
 REFRESH_PATHS = frozenset({"/refreshToken", "/token", "/oauth2/token"})
@@ -48,6 +68,16 @@ class RecordedRequest:
     headers: Mapping[str, str]
     json: Any
     body_size: int
+    host: str = "runtime"  # "runtime" (base_url) or "q" (q_url)
+    region: str = ""  # the AWS surface's region prefix
+
+    @property
+    def operation(self) -> str:
+        """The JSON-1.0 operation of an AWS-surface `POST /`, or the path's last part."""
+        target = self.headers.get("x-amz-target", "")
+        if self.host == "q" and target.startswith("AmazonCodeWhispererService."):
+            return target.split(".", 1)[1]
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)
@@ -77,10 +107,13 @@ class FakeKiro:
     Tests drive it with `script()`, `fail_next()`, `accounts` and `limits`, and read `requests`.
     """
 
-    def __init__(self, base_url: str = "") -> None:
+    def __init__(self, base_url: str = "", q_base: str = "") -> None:
         self.base_url = base_url
+        # `{region}` is filled in by the client, like KIRO_Q_URL; the fake serves every region.
+        self.q_url = f"{q_base}/{{region}}" if q_base else ""
         self.accounts = Accounts(base_url)
         self.limits = Limits()
+        self.rules = HostRules()
         self.requests: list[RecordedRequest] = []
         self.rejections: list[Rejection] = []
         self.tcp_nodelay: list[bool] = []
@@ -101,6 +134,7 @@ class FakeKiro:
                 Route("/{rest:path}", self._unknown, methods=_ALL_METHODS),
             ]
         )
+        self.q_app = AwsSurface(self).app
 
     # ---- test-facing API -------------------------------------------------------------------------------
 
@@ -110,8 +144,11 @@ class FakeKiro:
             self._replies.extend(replies)
 
     def fail_next(self, path: str, status: int, body: Mapping[str, Any], times: int = 1) -> None:
-        """Answer the next `times` requests to `path` with this status and JSON body, before any validation."""
-        path = "/" + path.lstrip("/")
+        """Answer the next `times` requests to `path` with this status and JSON body, before any validation.
+
+        `path` is a runtime-host path, or "q:" + a path on the AWS surface without its region ("q:/").
+        """
+        path = path if path.startswith("q:") else "/" + path.lstrip("/")
         with self._lock:
             self._failures.setdefault(path, deque()).extend([ErrorReply(status, dict(body))] * times)
 
@@ -131,10 +168,12 @@ class FakeKiro:
             self.aborted_streams = 0
         self.accounts.clear()
         self.limits = Limits()
+        self.rules = HostRules()
 
-    def chat_requests(self) -> list[RecordedRequest]:
+    def chat_requests(self, host: str | None = None) -> list[RecordedRequest]:
+        """Chat requests on either host (or only `host`: "runtime" or "q")."""
         with self._lock:
-            return [r for r in self.requests if r.path == CHAT_PATH]
+            return [r for r in self.requests if r.path.endswith(CHAT_PATH) and (host is None or r.host == host)]
 
     @property
     def refresh_count(self) -> int:
@@ -151,20 +190,30 @@ class FakeKiro:
 
     # ---- plumbing ------------------------------------------------------------------------------------
 
-    async def _arrive(self, request: Request) -> tuple[bytes, Response | None]:
-        """Record the request; return its body and a scripted failure if one is due for this path."""
+    async def _arrive(self, request: Request, host: str = "runtime") -> tuple[bytes, Response | None]:
+        """Record the request; return its body and a scripted failure if one is due for this path.
+
+        Failures for the AWS surface are queued under "q:" + the path without the region, e.g.
+        "q:/generateAssistantResponse" or "q:/" (every JSON-1.0 operation).
+        """
         raw = await request.body()
+        region = str(request.path_params.get("region", "")) if host == "q" else ""
+        path = request.url.path
         record = RecordedRequest(
             method=request.method,
-            path=request.url.path,
+            path=path,
             query=dict(request.query_params),
             headers={k.lower(): v for k, v in request.headers.items()},
             json=_json_or_none(raw),
             body_size=len(raw),
+            host=host,
+            region=region,
         )
+        rest = path[len(region) + 1 :] if region else path
+        key = path if host == "runtime" else "q:" + (rest or "/")
         with self._lock:
             self.requests.append(record)
-            queue = self._failures.get(record.path)
+            queue = self._failures.get(key)
             failure = queue.popleft() if queue else None
         return raw, (JSONResponse(dict(failure.body), failure.status) if failure else None)
 
@@ -183,9 +232,24 @@ class FakeKiro:
         if failure:
             return failure
         try:
-            valid = validate_chat(self._headers(request), raw, self.accounts, self.limits)
+            valid = validate_chat(
+                self._headers(request),
+                raw,
+                self.accounts,
+                self.limits,
+                access=self._runtime_access,
+                body_check=top_level_fields,
+            )
         except Rejected as rejected:
             return self._reject(request, rejected)
+        return await self._answer_chat(valid)
+
+    def _runtime_access(self, account: Account, headers: Mapping[str, str]) -> None:
+        runtime_accepts(account, headers, self.rules)
+        account_signals(account)
+
+    async def _answer_chat(self, valid: ValidChat) -> Response:
+        """The scripted reply, or the default one, for a chat that passed every rule of its host."""
         with self._lock:
             scripted = self._replies.popleft() if self._replies else None
         reply = scripted or scenarios.reply_for(valid.body)
@@ -287,6 +351,9 @@ class FakeKiro:
         """Bearer as for chat; a KiroIDE user agent; origin=AI_EDITOR; the caller's own profileArn."""
         headers = self._headers(request)
         account = check_bearer(headers, self.accounts)
+        if account.kind == "api_key":
+            raise Rejected(BAD_BEARER, "the Kiro-side hosts refuse API keys (2026 §1.1)", status=403)
+        account_signals(account)
         if "KiroIDE" not in headers.get("user-agent", ""):
             raise Rejected(IMPROPER, "User-Agent must name KiroIDE")
         if request.query_params.get("origin") != "AI_EDITOR":
@@ -299,10 +366,10 @@ class FakeKiro:
         if failure:
             return failure
         try:
-            self._management_account(request)
+            account = self._management_account(request)
         except Rejected as rejected:
             return self._reject(request, rejected)
-        page = catalog.models_page(request.query_params.get("nextToken"), self.limits.models_page_size)
+        page = catalog.models_page(request.query_params.get("nextToken"), self.limits.models_page_size, account.models)
         if page is None:
             return self._reject(request, Rejected(IMPROPER, "unknown nextToken"))
         return JSONResponse(page)
@@ -326,6 +393,9 @@ class FakeKiro:
             return failure
         try:
             account = check_bearer(self._headers(request), self.accounts)
+            if account.builder_id or account.kind == "api_key":
+                # 2026 §1.4: mgmt ListAvailableProfiles for a Builder ID (PIF #485; KAM-C #100).
+                raise Rejected(FEATURE_NOT_AUTHORIZED, "Builder ID / key cannot list profiles", status=403)
         except Rejected as rejected:
             return self._reject(request, rejected)
         return JSONResponse(catalog.profiles(account))
@@ -341,11 +411,13 @@ def running_fake_kiro() -> Iterator[FakeKiro]:
     """Start the fake on 127.0.0.1 (random port) in a background thread; stop it on exit."""
     quiet = QuietAbort(StreamAborted)
     logging.getLogger("uvicorn.error").addFilter(quiet)
-    listener = Listener()
-    fake = FakeKiro(f"http://127.0.0.1:{listener.port}")
+    listener, q_listener = Listener(), Listener()
+    fake = FakeKiro(f"http://127.0.0.1:{listener.port}", f"http://127.0.0.1:{q_listener.port}")
     try:
         listener.start(fake.app, fake.note_connection)
+        q_listener.start(fake.q_app, fake.note_connection)
         yield fake
     finally:
+        q_listener.stop()
         listener.stop()
         logging.getLogger("uvicorn.error").removeFilter(quiet)

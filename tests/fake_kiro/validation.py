@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +95,10 @@ def check_bearer(headers: Mapping[str, str], accounts: Accounts) -> Account:
     if account.kind == "external_idp" and headers.get("tokentype") != "EXTERNAL_IDP":
         raise Rejected(BAD_BEARER, "external IdP token without TokenType: EXTERNAL_IDP", status=403)
     return account
+
+
+AccessCheck = Callable[[Account, Mapping[str, str]], None]
+ArnCheck = Callable[[dict[str, Any], Account], None]
 
 
 def check_headers(headers: Mapping[str, str]) -> None:
@@ -389,16 +393,41 @@ def check_context_length(history: list[dict[str, Any]], current: dict[str, Any],
         raise Rejected(TOO_LONG, f"context is {size} chars, over {limits.context_chars}")
 
 
-def validate_chat(headers: Mapping[str, str], raw: bytes, accounts: Accounts, limits: Limits) -> ValidChat:
-    """Run every rule in the order the service would hit them: auth, headers, size, JSON, shape, content."""
-    account = check_bearer(headers, accounts)
+def validate_chat(
+    headers: Mapping[str, str],
+    raw: bytes,
+    accounts: Accounts,
+    limits: Limits,
+    *,
+    access: AccessCheck | None = None,
+    arn_check: ArnCheck = check_profile_arn,
+    body_check: Callable[[dict[str, Any]], None] | None = None,
+) -> ValidChat:
+    """Run every rule in the order the service would hit them: auth, headers, size, JSON, shape, content.
+
+    `access` says whether this host takes this login at all, `arn_check` which profileArn it wants
+    (host_rules.py: they differ between the runtime host and the AWS surface, 2026 §1.1).
+    """
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    account = accounts.by_access_token(token.strip()) if scheme == "Bearer" and token.strip() else None
+    if account is None:
+        raise Rejected(BAD_BEARER, "unknown or expired access token", status=403)
+    if access is not None:
+        access(account, headers)
+    else:
+        check_bearer(headers, accounts)
     check_headers(headers)
     check_body_size(raw, limits)
     body = parse_body(raw)
-    check_profile_arn(body, account)
+    if body_check is not None:
+        body_check(body)
+    arn_check(body, account)
     state = check_conversation(body)
     history = check_history(state)
     current = check_current(state)
+    if account.models is not None and current["modelId"] not in account.models:
+        # 2026 §1.4: the catalog is per account; a model outside it is refused like an unknown one.
+        raise Rejected(INVALID_MODEL, f"{current['modelId']} is not in this account's catalog")
     check_model_fields(body, current)
     declared = check_tools(current)
     check_tool_pairing(history, current, declared)
