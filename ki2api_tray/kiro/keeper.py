@@ -29,6 +29,11 @@ async def keep_fresh(tokens: TokenStore, client: KiroClient, http: httpx.AsyncCl
     await asyncio.sleep(FIRST_QUOTA_DELAY)
     since_quota = QUOTA_EVERY_SECONDS
     while True:
+        if tokens.blocked() is not None:
+            # Suspended, out of credits or cooling down (kiro-protocol-2026.md §7): no call to Kiro at all.
+            await asyncio.sleep(TOKEN_CHECK_SECONDS)
+            since_quota += TOKEN_CHECK_SECONDS
+            continue
         if tokens.status().health in USABLE:
             try:
                 await tokens.credentials(http)  # refreshes only when fewer than ~5 minutes are left

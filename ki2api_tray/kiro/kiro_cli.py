@@ -1,8 +1,9 @@
 """kiro-cli's login database: read-only, never written (kiro-protocol-2026.md §5).
 
 `data.sqlite3` holds `auth_kv(key, value)` with JSON values in snake_case and `state(key, value)` with the
-chosen profile. It is opened with `mode=ro` (falling back to `immutable=1` when a read-only open of a WAL
-database cannot map its shared memory), so ki2api never creates, changes or locks anything kiro-cli owns.
+chosen profile. Without a `-wal` file beside it the database is opened `immutable=1` (a read-only open of a
+WAL database would create `-wal` and `-shm`); while kiro-cli runs and they exist, `mode=ro` reads through
+them so no committed change is missed. Nothing kiro-cli owns is created or written.
 """
 
 from __future__ import annotations
@@ -47,13 +48,8 @@ class CliLogins:
 @contextlib.contextmanager
 def _open_read_only(path: Path) -> Iterator[sqlite3.Connection]:
     uri = "file:" + quote(str(path.resolve()).replace("\\", "/"), safe="/:")
-    try:
-        connection = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=2.0)
-        connection.execute("SELECT 1 FROM sqlite_master LIMIT 1")
-    except sqlite3.OperationalError:
-        # A WAL database whose -shm file is missing cannot be opened ro without creating it; immutable
-        # reads the main file as it is and touches nothing.
-        connection = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=2.0)
+    live = path.with_name(path.name + "-wal").exists()
+    connection = sqlite3.connect(f"{uri}?{'mode=ro' if live else 'immutable=1'}", uri=True, timeout=2.0)
     try:
         yield connection
     finally:
