@@ -282,3 +282,26 @@ def test_rejected_api_key_is_not_refreshed(
     assert caught.value.code == "kiro_login_required"
     assert "API key" in caught.value.message
     assert kiro_urls.refresh_count == 0
+
+
+def test_the_route_taken_is_logged_once_without_the_account_id(
+    kiro_urls: FakeKiro,
+    isolated_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    running: list[Runtime],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="ki2api_tray")
+    account = enterprise_file(kiro_urls, isolated_home, monkeypatch)
+    url = serve(kiro_urls, isolated_home, account, running)
+
+    ask_openai(url, "one")
+    ask_openai(url, "two")
+
+    routes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Chat for the")]
+    assert routes == [
+        "Chat for the IAM Identity Center, from the Kiro token file login goes to the aws host "
+        f"(region eu-central-1, host_order=auto); profile ARN arn:aws:codewhisperer:eu-central-1:…"
+        f"{account.profile_arn.split(':')[4][-4:]}:{account.profile_arn.split(':')[5]} (from ListAvailableProfiles)"
+    ]
+    assert account.profile_arn.split(":")[4] not in caplog.text

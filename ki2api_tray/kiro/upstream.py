@@ -84,6 +84,7 @@ class KiroClient:
         self._models_of: tuple[str, ...] | None = None  # the login the cached catalog belongs to
         self._models_lock = asyncio.Lock()
         self._resets_at: datetime | None = None  # from the last quota read: when used-up credits return
+        self._routed: set[tuple[str, ...]] = set()  # logins whose route was logged once
 
     # --- chat -----------------------------------------------------------------------------------
 
@@ -102,6 +103,7 @@ class KiroClient:
         refreshed = rechecked = False
         while True:
             hosts = chat_hosts(self._settings, creds.auth_kind, creds.region)
+            self._log_route(creds, hosts)
             answers: list[tuple[Host, Said]] = []
             for index, host in enumerate(hosts):
                 async with AsyncExitStack() as stack:
@@ -140,6 +142,20 @@ class KiroClient:
                     creds, body = renewed, _with_profile_arn(body, renewed.profile_arn)
                     continue
             raise self._failure(said, creds)
+
+    def _log_route(self, creds: Credentials, hosts: tuple[Host, ...]) -> None:
+        """Say once per login which path ki2api took where the sources disagree (kiro-protocol-2026.md §9)."""
+        if creds.identity in self._routed:
+            return
+        self._routed.add(creds.identity)
+        log.info(
+            "Chat for the %s login goes to %s (region %s, host_order=%s); profile ARN %s",
+            creds.label,
+            " then ".join(f"the {h.family} host" for h in hosts),
+            creds.region,
+            self._settings.host_order,
+            f"{mask_arn(creds.profile_arn)} (from {creds.arn_from})" if creds.profile_arn else "not sent",
+        )
 
     @staticmethod
     def _meaningful(answers: list[tuple[Host, Said]]) -> Said:
