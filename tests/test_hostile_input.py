@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ki2api_tray.config import DEFAULT_API_KEY
@@ -395,7 +395,11 @@ def test_kiro_text_with_lone_surrogate_is_served_cleanly(proxy: Proxy, path: str
 
 # Any code point, lone surrogates included: a client's "\ud83d" escape or Kiro's survives json.loads as one.
 _any_text = st.text(st.characters(blacklist_categories=()), max_size=12)
-_names = st.one_of(_any_text, st.sampled_from(["Read", "Bash", "mcp__" + "x" * 80, "", "a b", "web_search"]))
+# A long name is shortened with a hash of its bytes; one carrying a lone surrogate once made that crash.
+LONG_SURROGATE_NAME = "mcp__" + "x" * 80 + "\ud83d"
+_names = st.one_of(
+    _any_text, st.sampled_from(["Read", "Bash", "mcp__" + "x" * 80, LONG_SURROGATE_NAME, "", "a b", "web_search"])
+)
 # What the server's strict JSON parser can hand on (no NaN or Infinity; those are refused at the edge) ...
 _json_leaf = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), _any_text
@@ -471,6 +475,20 @@ def _assert_kiro_body(body: bytes) -> None:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(chat=chat_requests, model=models, thinking=st.booleans(), limit=st.sampled_from([600_000, 2_000, 300]))
+@example(
+    chat=ChatRequest(
+        "m",
+        (
+            Message("user", (TextPart("go"),)),
+            Message("assistant", (ToolCallPart("t1", LONG_SURROGATE_NAME, "{}"),)),
+            Message("user", (ToolResultPart("t1", "ok"),)),
+        ),
+        tools=(ToolSpec(LONG_SURROGATE_NAME, "d", {}),),
+    ),
+    model=ModelInfo("claude-sonnet-4.5"),
+    thinking=False,
+    limit=600_000,
+)
 def test_build_kiro_request_random_chat_request_is_valid_json_or_4xx(
     chat: ChatRequest, model: ModelInfo, thinking: bool, limit: int
 ) -> None:
@@ -705,6 +723,13 @@ def _assert_anthropic_blocks_balanced(names: list[str], data: list[Any]) -> None
     junk=st.none() | st.binary(min_size=1, max_size=20),
     cut=st.randoms(use_true_random=False),
     thinking=st.booleans(),
+)
+# A tool call cut off after a lone surrogate escape: its size in the retry notice once raised UnicodeEncodeError.
+@example(
+    frames=[_frame("toolUseEvent", {"toolUseId": "t1", "name": "t_short", "input": "\ud800"})],
+    junk=None,
+    cut=random.Random(0),
+    thinking=False,
 )
 def test_kiro_bytes_to_client_output_never_crashes(
     frames: list[bytes], junk: bytes | None, cut: random.Random, thinking: bool

@@ -89,22 +89,24 @@ def _assistant_turn(message: Message) -> AssistantTurn:
     return AssistantTurn(tuple(texts), tuple(thinking), tuple(calls))
 
 
-def _merge(first: Turn, second: Turn) -> Turn:
-    if isinstance(first, UserTurn) and isinstance(second, UserTurn):
-        return UserTurn(first.texts + second.texts, first.images + second.images, first.results + second.results)
-    if isinstance(first, AssistantTurn) and isinstance(second, AssistantTurn):
-        return AssistantTurn(first.texts + second.texts, first.thinking + second.thinking, first.calls + second.calls)
-    raise ValueError("only turns of the same role merge")
-
-
 def _merged_turns(messages: Sequence[Message]) -> list[Turn]:
     turns: list[Turn] = []
     for message in messages:
-        turn: Turn = _user_turn(message) if message.role == "user" else _assistant_turn(message)
-        if turns and type(turns[-1]) is type(turn):
-            turns[-1] = _merge(turns[-1], turn)
+        last = turns[-1] if turns else None
+        if message.role == "user":
+            user = _user_turn(message)
+            if isinstance(last, UserTurn):
+                turns[-1] = UserTurn(last.texts + user.texts, last.images + user.images, last.results + user.results)
+            else:
+                turns.append(user)
         else:
-            turns.append(turn)
+            said = _assistant_turn(message)
+            if isinstance(last, AssistantTurn):
+                turns[-1] = AssistantTurn(
+                    last.texts + said.texts, last.thinking + said.thinking, last.calls + said.calls
+                )
+            else:
+                turns.append(said)
     return turns
 
 
@@ -154,15 +156,13 @@ def _pair_tools(turns: list[Turn]) -> list[Turn]:
 
 
 def shape_conversation(messages: Sequence[Message], *, tools_as_text: bool = False) -> Conversation:
-    """Alternating, tool-consistent turns from the client's messages (which must not be empty).
+    """Alternating, tool-consistent turns from the client's messages (never empty: `build_kiro_request` refuses that).
 
     Same-role runs merge (JW `merge_adjacent_messages`, KRS); a history that opens with the assistant gets
     an empty user turn in front (JW); a trailing assistant turn moves into history and the current turn is
     left empty for the caller's "Continue" placeholder (JW). `tools_as_text` turns every tool call and
     result into text, for requests that send Kiro no tools at all.
     """
-    if not messages:
-        raise ValueError("a conversation needs at least one message")
     turns = _merged_turns(messages)
     if isinstance(turns[0], AssistantTurn):
         turns.insert(0, UserTurn())

@@ -40,9 +40,12 @@ _MAX_QUOTED = 300
 def cut_call_note(name: str, arguments: str, *, by: str, after_output: bool) -> str:
     """What the client reads instead of a tool call that was cut off (by Kiro, or by the max_tokens limit)."""
     lead = "\n\n" if after_output else ""
+    # Kiro's JSON may carry a lone "\ud83d" escape (output cut inside a UTF-16 pair), which is not UTF-8;
+    # the bytes are only counted here, so such a character counts as three instead of failing the stream.
+    size = len(arguments.encode("utf-8", "surrogatepass"))
     return (
         f"{lead}[ki2api: your call to the tool `{name or 'unknown'}` was cut off by {by} after "
-        f"{len(arguments.encode('utf-8'))} bytes of arguments, so it was not run. Retry with smaller pieces: "
+        f"{size} bytes of arguments, so it was not run. Retry with smaller pieces: "
         "for example, write the file in several smaller edits instead of one large write.]"
     )
 

@@ -27,7 +27,9 @@ def kiro_tool_name(name: str) -> str:
     """
     if len(name) <= MAX_NAME_CHARS:
         return name
-    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:_HASH_CHARS]
+    # surrogatepass: a client's lone "\ud83d" escape survives JSON parsing but is not UTF-8; the hash only
+    # needs bytes that are distinct and stable, and valid names hash exactly as plain UTF-8.
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_CHARS]
     return f"{name[: MAX_NAME_CHARS - _HASH_CHARS - 1]}_{digest}"
 
 

@@ -702,6 +702,30 @@ def test_anthropic_error_body_types(error: errors.Ki2apiError, error_type: str) 
         assert ErrorResponse.model_validate(body).error.type == error_type
 
 
+@pytest.mark.parametrize(
+    "message",
+    ["prompt is too long: 250000 tokens > 200000 maximum", "Prompt is too long for this model."],
+)
+def test_anthropic_error_body_keeps_an_existing_prompt_too_long(message: str) -> None:
+    body = anthropic_error_body(errors.ContextLengthExceeded(message))
+
+    assert body["error"]["message"] == message
+
+
+def test_rendered_json_has_stop_sequence_and_cache_counters() -> None:
+    # The SDK's models default these when missing, so only the raw JSON shows whether they are sent.
+    whole = json.loads(json.dumps(anthropic_message(_TEXT, model="m", message_id="msg_1", input_tokens=12)))
+    streamed = {name: data for name, data in _encode(_TEXT)}
+    cache = {"cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+
+    assert whole["stop_sequence"] is None and "stop_sequence" in whole
+    assert whole["usage"] == {"input_tokens": 12, "output_tokens": 3, **cache}
+    start = streamed["message_start"]["message"]
+    assert "stop_sequence" in start and start["stop_sequence"] is None
+    assert start["usage"] == {"input_tokens": 12, "output_tokens": 0, **cache}
+    assert streamed["message_delta"]["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
+
+
 def test_sdk_raises_status_error_with_our_body() -> None:
     error = errors.QuotaExceeded("Your Kiro monthly quota is used up.")
     client = _sdk_client(sdk_httpx.Response(error.status, json=anthropic_error_body(error)))

@@ -179,6 +179,69 @@ def test_decoder_header_value_types(value_type: int, value: HeaderValue) -> None
     assert as_tuples([frame]) == botocore_decode(data)
 
 
+@pytest.mark.parametrize("size", [255, 256, 300, 1_000, 65_535])
+@pytest.mark.parametrize("value_type", [6, 7])
+def test_decoder_long_string_and_bytes_header_values(value_type: int, size: int) -> None:
+    # The two-byte length prefix: values of 256 bytes and more need its high byte.
+    value: HeaderValue = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    if value_type == 7:
+        value = ("é" * size)[: size // 2] + "x" * (size % 2)  # `size` bytes of UTF-8
+    data = build_frame(encode_typed_headers([("big", value_type, value), (":event-type", 7, "e")]), b"{}")
+
+    (frame,) = EventStreamDecoder().feed(data)
+
+    assert frame.headers == {"big": value, ":event-type": "e"}
+    assert frame.payload == b"{}"
+    assert as_tuples([frame]) == botocore_decode(data)
+
+
+@pytest.mark.parametrize(
+    ("value_type", "value"),
+    [(0, True), (2, -1), (3, 300), (4, -70_000), (5, 2**40), (6, b"ab"), (7, "ab"), (8, 1), (9, bytes(range(16)))],
+)
+def test_decoder_header_value_ending_exactly_at_the_block_end(value_type: int, value: HeaderValue) -> None:
+    raw = encode_typed_headers([("a", value_type, value)])
+
+    (frame,) = EventStreamDecoder().feed(build_frame(raw, b""))
+    assert frame.headers == {"a": value}
+    if value_type != 0:  # one byte short of the value runs past the end
+        with pytest.raises(ProtocolError, match="value of header 'a' runs past the end"):
+            EventStreamDecoder().feed(build_frame(raw[:-1], b""))
+
+
+@pytest.mark.parametrize(
+    ("headers", "payload", "limit"),
+    [
+        pytest.param(b"", b"", 16, id="empty-frame-at-the-16-byte-minimum"),
+        pytest.param(b"", b"x" * 112, 128, id="total-exactly-at-the-limit"),
+        pytest.param(b"\x01a\x00", b"", 128, id="headers-filling-the-frame"),
+    ],
+)
+def test_decoder_frames_at_exact_length_boundaries(headers: bytes, payload: bytes, limit: int) -> None:
+    data = build_frame(headers, payload)
+    decoder = EventStreamDecoder(max_message_bytes=limit)
+
+    frames = decoder.feed(data + data)
+    decoder.close()
+
+    assert [(dict(f.headers), f.payload) for f in frames] == [botocore_decode(data)[0]] * 2
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (build_frame(b"", b"", total=15), "total length 15 is below the 16-byte minimum"),
+        (build_frame(b"", b"x" * 113), "total length 129 is over the 128-byte limit"),
+        (build_frame(b"\x01a\x00", b"", total=18), "headers length 3 does not fit in a 18-byte message"),
+    ],
+)
+def test_decoder_one_byte_past_a_length_boundary_is_corrupt(data: bytes, problem: str) -> None:
+    with pytest.raises(ProtocolError, match="corrupt") as caught:
+        EventStreamDecoder(max_message_bytes=128).feed(data)
+
+    assert problem in caught.value.message
+
+
 def with_byte(data: bytes, index: int, value: int) -> bytes:
     return data[:index] + bytes([value]) + data[index + 1 :]
 
@@ -282,29 +345,51 @@ def test_decoder_ten_thousand_frames() -> None:
 # --- properties -------------------------------------------------------------------------------------------------
 
 
+def outcome(data: bytes, cuts: Iterable[int]) -> list[tuple[dict[str, HeaderValue], bytes]] | str:
+    """The frames decoded from `data` fed in pieces, or the message of the ProtocolError it raised."""
+    try:
+        return as_tuples(decode_in_chunks(data, cuts))
+    except ProtocolError as error:
+        assert error.status == 502
+        return error.message
+
+
 @given(data=st.binary(max_size=300), cut_seed=st.randoms(use_true_random=False))
 @settings(max_examples=300, deadline=None)
-def test_decoder_arbitrary_bytes_only_raise_protocol_error(data: bytes, cut_seed: random.Random) -> None:
+def test_decoder_arbitrary_bytes_give_the_same_answer_however_chunked(data: bytes, cut_seed: random.Random) -> None:
     cuts = sorted(cut_seed.sample(range(len(data) + 1), min(len(data) + 1, cut_seed.randint(0, 10))))
-    try:
-        decode_in_chunks(data, cuts)
-    except ProtocolError:
-        pass
+
+    chunked, whole = outcome(data, cuts), outcome(data, [])
+
+    assert chunked == whole
+    if isinstance(whole, str):
+        assert whole.startswith(("Kiro's event stream is corrupt: ", "Kiro's event stream ended in the middle of"))
+        assert "frame 1" in whole  # random bytes never pass for a whole frame first
+    else:
+        assert whole == botocore_decode(data)
 
 
 @given(payload=st.binary(max_size=200), cut_seed=st.randoms(use_true_random=False))
 @settings(max_examples=200, deadline=None)
-def test_decoder_valid_prelude_with_garbage_body_only_raises_protocol_error(
+def test_decoder_valid_prelude_with_garbage_headers_gives_the_frame_or_a_header_error(
     payload: bytes, cut_seed: random.Random
 ) -> None:
     # Random bytes almost never pass the prelude CRC; this reaches the header parser with junk.
     headers_length = cut_seed.randint(0, len(payload))
     data = build_frame(payload[:headers_length], payload[headers_length:])
     cuts = sorted(cut_seed.sample(range(len(data) + 1), cut_seed.randint(0, 5)))
-    try:
-        decode_in_chunks(data, cuts)
-    except ProtocolError:
-        pass
+
+    result = outcome(data, cuts)
+
+    assert result == outcome(data, [])
+    if isinstance(result, str):
+        # Both CRCs are right, so only the header block can be what is wrong.
+        assert result.startswith("Kiro's event stream is corrupt: ") and result.endswith(" in frame 1.")
+        assert "CRC" not in result and "header" in result
+    else:
+        ((headers, body),) = result
+        assert body == payload[headers_length:]
+        assert result == botocore_decode(data)
 
 
 header_names = st.text(min_size=1, max_size=20).filter(lambda name: len(name.encode("utf-8")) <= 255)

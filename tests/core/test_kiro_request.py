@@ -456,6 +456,64 @@ def test_long_tool_name_from_history_only_is_mapped() -> None:
     assert len(sent) <= 64
 
 
+def test_tool_names_of_64_characters_are_sent_unchanged_and_65_are_shortened_to_64() -> None:
+    exact, over = "n" * 64, "a" * 65
+    built = build_request(user("x"), tools=(ToolSpec(exact, "d"), ToolSpec(over, "e")))
+    names = [t["name"] for t in tools(decode(built))]
+    # The first 51 characters, "_" and 12 hex digits of the name's SHA-256: pinned, so a conversation keeps
+    # its tool names across requests and ki2api versions.
+    assert names == [exact, "a" * 51 + "_635361c48bb9"]
+    assert dict(built.tool_names) == {names[1]: over}
+
+
+def test_long_tool_name_shortening_is_pinned() -> None:
+    body = build(user("x"), tools=(ToolSpec(LONG_NAME, "d"),))
+    assert tools(body)[0]["name"] == "mcp__very_long_server_name_very_long_server_name_ve_56b1cc73fc19"
+
+
+def test_every_history_tool_gets_a_spec_after_duplicates() -> None:
+    # Kiro matches names case-insensitively; a duplicate is skipped, and the names after it still need specs.
+    calls = [call("t1", "Read"), call("t2", "Bash"), call("t3", "bash"), call("t4", "Grep"), call("t5", "READ")]
+    results = [result(c.id) for c in calls] + [result("t6")]
+    body = build(user("go"), assistant(*calls, call("t6", "Glob")), user(*results), tools=(READ,))
+    specs = tools(body)
+    assert [t["name"] for t in specs] == ["Read", "Bash", "Grep", "Glob"]
+    assert [t["description"] for t in specs[1:]] == [
+        f"Tool used earlier in this conversation: {name}" for name in ("Bash", "Grep", "Glob")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("messages", "options", "where"),
+    [
+        pytest.param(
+            (user("go"), assistant("no tools"), user(result("ghost", "boom", is_error=True), "hi")),
+            {"tools": (READ,)},
+            "current",
+            id="orphan",
+        ),
+        pytest.param(
+            (user("go"), assistant(call("t1")), user(result("t1", "boom", is_error=True))),
+            {"tools": (READ,), "tool_choice": ToolChoice("none")},
+            "current",
+            id="tool-choice-none",
+        ),
+        pytest.param(
+            (user("go"), assistant(result("t9", "boom", is_error=True)), user("next")),
+            {},
+            "history",
+            id="on-the-assistant-side",
+        ),
+    ],
+)
+def test_failed_tool_result_as_text_keeps_its_error_marking(
+    messages: tuple[Message, ...], options: dict[str, Any], where: str
+) -> None:
+    body = build(*messages, **options)
+    text = current(body)["content"] if where == "current" else history(body)[1]["assistantResponseMessage"]["content"]
+    assert "(Error result of tool call" in text and ": boom)" in text
+
+
 def test_tool_choice_names_the_shortened_tool() -> None:
     body = build(user("x"), tools=(ToolSpec(LONG_NAME, "d"),), tool_choice=ToolChoice("tool", LONG_NAME))
     assert f"`{tools(body)[0]['name']}`" in current(body)["content"]

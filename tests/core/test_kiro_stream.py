@@ -14,6 +14,7 @@ from ki2api_tray.core.errors import ContextLengthExceeded, Ki2apiError, Protocol
 from ki2api_tray.core.eventstream import Frame
 from ki2api_tray.core.kiro_stream import KiroStreamTranslator
 from ki2api_tray.core.model import Finish, StopReason, StreamEvent, TextDelta, ThinkingDelta, ToolCall, Usage
+from ki2api_tray.core.openai_format import openai_completion
 from ki2api_tray.core.tokencount import estimate_tokens
 
 # --- frame builders ---------------------------------------------------------------------------------
@@ -137,6 +138,7 @@ def test_kiro_stream_dedupe_keeps_non_adjacent_repeats() -> None:
         (event("reasoningContentEvent", {"text": "hm"}, wrapped=True), [ThinkingDelta("hm")]),
         (event("reasoningContentEvent", {"text": "hm", "signature": "s"}), [ThinkingDelta("hm")]),
         (event("reasoningContentEvent", {"redactedContent": "AAAA"}), []),
+        (event("reasoningContentEvent", {"text": ""}), []),
         (event("someFutureEvent", {"content": "not text"}), []),
         (event("messageMetadataEvent", {"conversationId": "c"}), []),
         (Frame(headers={":event-type": "someFutureEvent", ":message-type": "event"}, payload=b"not json"), []),
@@ -277,6 +279,33 @@ def test_kiro_stream_good_call_survives_a_truncated_one() -> None:
     assert ending(events)[1] == Finish("max_tokens")
 
 
+def test_kiro_stream_call_without_input_or_stop_is_a_notice_naming_the_client_tool() -> None:
+    # Kiro knows the tool by its shortened name; the client must read its own.
+    events = run([tool("t1", "mcp_fs_read_3f2a")], tool_names={"mcp_fs_read_3f2a": "mcp/fs.read"})
+    _, answer, calls = visible(events)
+    assert calls == []
+    assert answer.startswith("[ki2api: your call to the tool `mcp/fs.read` was cut off by Kiro after 0 bytes")
+    assert ending(events)[1] == Finish("max_tokens")
+    completion = openai_completion(events, model="m", completion_id="c", created=0)
+    assert completion["choices"][0]["finish_reason"] == "length"
+
+
+def _ascii_tool_frame(payload: dict[str, Any]) -> Frame:
+    # ASCII JSON, so a lone surrogate travels as the "\ud800" escape a JSON producer sends.
+    headers = {":event-type": "toolUseEvent", ":message-type": "event"}
+    return Frame(headers=headers, payload=json.dumps(payload).encode())
+
+
+def test_kiro_stream_cut_off_call_with_lone_surrogate_is_a_notice() -> None:
+    frames = [_ascii_tool_frame({"toolUseId": "t1", "name": "Write", "input": '{"text": "half \ud800'})]
+    events = run(frames)
+    _, answer, calls = visible(events)
+    assert calls == []
+    # 15 ASCII characters plus the lone surrogate, counted as the three bytes `surrogatepass` gives it.
+    assert "`Write` was cut off by Kiro after 18 bytes" in answer
+    assert ending(events)[1] == Finish("max_tokens")
+
+
 def test_kiro_stream_open_call_with_complete_object_is_emitted_at_end() -> None:
     # No stop frame, but a JSON object that parses cannot have been cut short.
     events = run([tool("t1", "ls", input='{"dir": "."}')])
@@ -362,6 +391,32 @@ def test_kiro_stream_bracket_call_after_thinking() -> None:
             [event("metadataEvent", {"tokenUsage": {"uncachedInputTokens": 5, "outputTokens": 9}}, wrapped=True)],
             Usage(5, 9, estimated=False),
             id="wrapped-metadata",
+        ),
+        # Zero is a count like any other: it must not fall back to the estimates.
+        pytest.param(
+            [event("metadataEvent", {"tokenUsage": {"uncachedInputTokens": 0, "outputTokens": 0}})],
+            Usage(0, 0, estimated=False),
+            id="zero-counts",
+        ),
+        pytest.param(
+            [event("metadataEvent", {"tokenUsage": {"outputTokens": 0}})],
+            Usage(1234, 0, estimated=True),
+            id="zero-output-only",
+        ),
+        pytest.param(
+            [event("metadataEvent", {"tokenUsage": {"uncachedInputTokens": 10.6, "outputTokens": -3}})],
+            Usage(11, 0, estimated=False),
+            id="fraction-rounds-negative-clamps",
+        ),
+        pytest.param(
+            [
+                event(
+                    "metadataEvent",
+                    {"tokenUsage": {"uncachedInputTokens": -50, "cacheReadInputTokens": 20, "outputTokens": True}},
+                )
+            ],
+            Usage(0, estimate_tokens("abc"), estimated=True),
+            id="negative-sum-clamps-bool-ignored",
         ),
     ],
 )
@@ -456,6 +511,91 @@ def test_kiro_stream_exceptions_raise(frame: Frame, error: type[Exception], mess
     assert translator.finish() == []
 
 
+def _raw_exception(exception_type: str, payload: bytes) -> Frame:
+    return Frame(headers={":message-type": "exception", ":exception-type": exception_type}, payload=payload)
+
+
+@pytest.mark.parametrize(
+    ("frame", "error", "reason", "message"),
+    [
+        (
+            exception("ThrottlingException", "Too many requests"),
+            RateLimited,
+            "ThrottlingException",
+            "Kiro is throttling requests, try again shortly: Too many requests",
+        ),
+        (
+            exception("InternalServerException", "Boom"),
+            UpstreamError,
+            "InternalServerException",
+            "Kiro reported an error in the middle of the answer (InternalServerException): Boom",
+        ),
+        (
+            _raw_exception("ValidationException", b'{"Message": "capitalised key"}'),
+            UpstreamError,
+            "ValidationException",
+            "Kiro reported an error in the middle of the answer (ValidationException): capitalised key",
+        ),
+        (
+            _raw_exception("X", b'{"message": 42, "Message": ["no"], "errorMessage": "third key"}'),
+            UpstreamError,
+            "X",
+            "Kiro reported an error in the middle of the answer (X): third key",
+        ),
+        (
+            _raw_exception("ServiceException", b'{"message": {"text": "nested"}}'),
+            UpstreamError,
+            "ServiceException",
+            "Kiro reported an error in the middle of the answer (ServiceException): ServiceException",
+        ),
+        (
+            _raw_exception("X", b"bad \xff\xfe bytes"),
+            UpstreamError,
+            "X",
+            "Kiro reported an error in the middle of the answer (X): bad \ufffd\ufffd bytes",
+        ),
+        (
+            _raw_exception("X", b"x" * 400),
+            UpstreamError,
+            "X",
+            "Kiro reported an error in the middle of the answer (X): " + "x" * 300,
+        ),
+        (
+            Frame(headers={":message-type": "exception"}, payload=b""),
+            UpstreamError,
+            "",
+            "Kiro reported an error in the middle of the answer (exception): no details given",
+        ),
+        (
+            Frame(headers={":message-type": "error", ":error-code": "InternalFailure"}, payload=b""),
+            UpstreamError,
+            "InternalFailure",
+            "Kiro reported an error in the middle of the answer (InternalFailure): no details given",
+        ),
+        (
+            Frame(headers={":message-type": "error", ":error-code": 7}, payload=b'{"Message": "odd code"}'),
+            UpstreamError,
+            None,
+            "Kiro reported an error in the middle of the answer (error): odd code",
+        ),
+    ],
+)
+def test_kiro_stream_exception_reason_and_message(
+    frame: Frame, error: type[UpstreamError], reason: str | None, message: str
+) -> None:
+    with pytest.raises(error) as caught:
+        KiroStreamTranslator().feed(frame)
+    assert type(caught.value) is error
+    assert caught.value.reason == reason
+    assert caught.value.message == message
+
+
+def test_kiro_stream_content_length_exceeded_carries_the_reason() -> None:
+    with pytest.raises(ContextLengthExceeded) as caught:
+        KiroStreamTranslator().feed(exception("ContentLengthExceededException", "Input is too long."))
+    assert caught.value.reason == "ContentLengthExceededException"
+
+
 def test_kiro_stream_has_output_tracks_visible_events() -> None:
     translator = KiroStreamTranslator(thinking=True)
     translator.feed(event("contextUsageEvent", {"contextUsagePercentage": 3}))
@@ -514,7 +654,13 @@ def test_kiro_stream_any_sequence_ends_with_usage_and_finish(frames: list[Frame]
         assert translator.finish() == []
         return
     usage, _ = ending(events)
-    assert usage.input_tokens >= 0 and usage.output_tokens >= 0
+    kinds = {frame.event_type for frame in frames}
+    if "metadataEvent" not in kinds:
+        # No exact count from Kiro: output is the estimate of exactly what the client was shown.
+        shown = [e.arguments if isinstance(e, ToolCall) else e.text for e in events[:-2]]  # all but Usage, Finish
+        assert usage.output_tokens == estimate_tokens("".join(shown))
+        if "contextUsageEvent" not in kinds:
+            assert usage.input_tokens == 0  # the constructor's estimate
     for call in (e for e in events if isinstance(e, ToolCall)):
         assert isinstance(json.loads(call.arguments), dict)
     assert len({c.id for c in events if isinstance(c, ToolCall)}) == sum(isinstance(c, ToolCall) for c in events)

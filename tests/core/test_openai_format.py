@@ -586,6 +586,19 @@ def test_stream_encoder_two_tool_calls_are_indexed_in_order() -> None:
     assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
 
 
+def test_stream_encoder_three_tool_calls_count_indexes_up() -> None:
+    calls = [ToolCall(f"tooluse_{n}", "read", f'{{"n":{n}}}') for n in range(4)]
+    chunks = stream([*calls, Finish("tool_use")], include_usage=False)
+    indexes = [(d["tool_calls"][0]["index"], "id" in d["tool_calls"][0]) for d in deltas(chunks) if "tool_calls" in d]
+    # Each call is announced (with its id) and then given its arguments under one index of its own.
+    assert indexes == [(0, True), (0, False), (1, True), (1, False), (2, True), (2, False), (3, True), (3, False)]
+
+
+def test_stream_encoder_sends_no_chunk_for_empty_thinking() -> None:
+    chunks = stream([ThinkingDelta(""), ThinkingDelta("a"), ThinkingDelta(""), Finish("end_turn")], include_usage=False)
+    assert deltas(chunks) == [{"role": "assistant", "content": ""}, {"reasoning_content": "a"}, {}]
+
+
 @pytest.mark.parametrize(
     ("reason", "with_tool_call", "expected"),
     [

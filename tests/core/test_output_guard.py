@@ -129,6 +129,15 @@ def test_guard_drops_a_tool_call_that_would_cross_the_limit_whole() -> None:
     assert finish(out).reason == "max_tokens"
 
 
+def test_guard_drops_a_call_whose_arguments_hold_a_lone_surrogate() -> None:
+    # Valid JSON from Kiro can carry a lone "\ud83d" escape; the note counts it instead of failing on it.
+    big = ToolCall("c1", "write_file", '{"content": "' + "x" * 2000 + '\ud83d"}')
+    out = OutputGuard(max_tokens=50).feed([big, *END])
+    assert texts(out).startswith("[ki2api: your call to the tool `write_file` was cut off by the max_tokens limit")
+    assert "after 2018 bytes of arguments" in texts(out)
+    assert finish(out).reason == "max_tokens"
+
+
 def test_guard_keeps_a_tool_call_under_the_limit() -> None:
     call = ToolCall("c1", "get_weather", '{"city": "Paris"}')
     out = OutputGuard(max_tokens=500).feed([TextDelta("Checking."), call, Usage(1, 2), Finish("tool_use")])
