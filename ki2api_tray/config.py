@@ -74,6 +74,8 @@ class Settings:
     allowed_hosts: str = ""
     # Let image URLs reach loopback and private networks while listening off loopback.
     image_fetch_private: bool = False
+    # Days of request history the usage store keeps (credits, models, errors; never message text); 0 keeps none.
+    usage_days: int = 90
     app_paths: paths.AppPaths = field(default_factory=paths.app_paths)
 
     @property
@@ -158,6 +160,7 @@ ENVIRONMENT = {
     "KI2API_ALLOWED_ORIGINS": "allowed_origins",
     "KI2API_ALLOWED_HOSTS": "allowed_hosts",
     "KI2API_IMAGE_FETCH_PRIVATE": "image_fetch_private",
+    "KI2API_USAGE_DAYS": "usage_days",
 }
 
 # Keys a person may put in config.json: every field except the derived paths.
@@ -264,6 +267,8 @@ def load_settings(
         if raw is not None:
             values[key] = _convert(key, raw, "command line")
     settings = replace(Settings(), **values)
+    if settings.usage_days < 0:
+        raise ConfigError(f"usage_days must be 0 (keep no history) or more, got {settings.usage_days}")
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port must be between 0 and 65535, got {settings.port}")
     unknown = [s.strip() for s in settings.login_sources.split(",") if s.strip() and s.strip() not in LOGIN_SOURCES]

@@ -12,6 +12,7 @@ from .config import Settings
 from .kiro.tokens import TokenStore
 from .service import ProxyService
 from .state import AppState
+from .usage.store import UsageStore
 
 
 @dataclass
@@ -22,16 +23,21 @@ class Runtime:
     state: AppState
     tokens: TokenStore
     service: ProxyService
+    usage: UsageStore | None = None
 
 
 def build_runtime(settings: Settings) -> Runtime:
     state = AppState()
+    usage = (
+        UsageStore(settings.app_paths.state_dir, retention_days=settings.usage_days) if settings.usage_days else None
+    )
     service: ProxyService  # assigned below; the token store reports through it once it exists
     tokens = TokenStore(settings, on_status=lambda status: service.reporter.token_changed(status))
     service = ProxyService(
         settings,
         state,
-        app_factory=lambda reporter: create_app(settings, tokens, reporter, state.snapshot),
+        app_factory=lambda reporter: create_app(settings, tokens, reporter, state.snapshot, usage=usage),
         token_reload=tokens.reload,
+        usage=usage,
     )
-    return Runtime(settings=settings, state=state, tokens=tokens, service=service)
+    return Runtime(settings=settings, state=state, tokens=tokens, service=service, usage=usage)

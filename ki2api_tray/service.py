@@ -26,7 +26,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .config import Settings
 from .kiro.watcher import TokenFileWatcher
-from .state import AppState, Phase, Quota, Reporter, Status, TokenHealth, TokenStatus
+from .state import AppState, Phase, Quota, Reporter, RequestRecord, Status, TokenHealth, TokenStatus
+from .usage.store import UsageStore
 from .wording import port_in_use_message
 
 log = logging.getLogger(__name__)
@@ -103,18 +104,37 @@ def _rolled_over(status: Status, today: str) -> Status:
 
 
 class StateReporter:
-    """The `Reporter` the HTTP server calls; it turns each report into one atomic AppState change."""
+    """The `Reporter` the HTTP server calls; it turns each report into one atomic AppState change.
 
-    def __init__(self, state: AppState, clock: Callable[[], datetime] = local_now) -> None:
+    Request records also go to the usage store (queued: the request path never waits for the disk).
+    An error stays on show with its time until the same kind of thing succeeds again.
+    """
+
+    def __init__(
+        self, state: AppState, clock: Callable[[], datetime] = local_now, usage: UsageStore | None = None
+    ) -> None:
         self._state = state
         self._clock = clock
+        self._usage = usage
 
-    def request_finished(self, ok: bool, error: str = "") -> None:
+    def request_finished(self, ok: bool, error: str = "", record: RequestRecord | None = None) -> None:
         now = self._clock()
+        if self._usage is not None:
+            self._usage.add(record or RequestRecord(time=now, status=200 if ok else 500, error=error))
+        credits = record.credits if record is not None and record.credits else 0.0
 
         def count(status: Status) -> Status:
             status = _rolled_over(status, now.date().isoformat())
             failed = 0 if ok else 1
+            changes: dict[str, object] = {}
+            if not ok:
+                changes.update(last_error=error or status.last_error, last_error_at=now, last_error_kind="request")
+            elif status.last_error_kind == "request":
+                changes.update(last_error="", last_error_at=None, last_error_kind="")
+            quota = status.quota
+            if credits and quota is not None:
+                # Kiro's figure is read every 15 minutes; until then, count what its meteringEvents said.
+                quota = replace(quota, used=quota.used + credits)
             return replace(
                 status,
                 requests_today=status.requests_today + 1,
@@ -122,13 +142,30 @@ class StateReporter:
                 errors_today=status.errors_today + failed,
                 errors_total=status.errors_total + failed,
                 last_request_at=now,
-                last_error=error if error else status.last_error,
+                quota=quota,
+                **changes,  # type: ignore[arg-type]
             )
 
         self._state.apply(count)
 
     def quota_changed(self, quota: Quota) -> None:
-        self._state.update(quota=quota)
+        def change(status: Status) -> Status:
+            if status.last_error_kind == "quota":
+                status = replace(status, last_error="", last_error_at=None, last_error_kind="")
+            return replace(status, quota=quota)
+
+        self._state.apply(change)
+
+    def quota_failed(self, error: str) -> None:
+        """The quota could not be read; shown only while no request error is more recent."""
+        now = self._clock()
+
+        def change(status: Status) -> Status:
+            if status.last_error_kind not in ("", "quota"):
+                return status
+            return replace(status, last_error=error, last_error_at=now, last_error_kind="quota")
+
+        self._state.apply(change)
 
     def token_changed(self, status: TokenStatus) -> None:
         self._state.update(token=status)
@@ -167,6 +204,7 @@ class ProxyService:
         health_interval: float = 30.0,
         bind_retry: float = BIND_RETRY,
         clock: Callable[[], datetime] = local_now,
+        usage: UsageStore | None = None,
     ) -> None:
         self.settings = settings
         self.state = state
@@ -176,7 +214,8 @@ class ProxyService:
         self._health_interval = health_interval
         self._bind_retry = bind_retry
         self._clock = clock
-        self._reporter = StateReporter(state, clock)
+        self._usage = usage
+        self._reporter = StateReporter(state, clock, usage)
         self._lock = threading.RLock()
         self._run: _ServerRun | None = None
         self._watchers: list[TokenFileWatcher] = []
@@ -198,11 +237,11 @@ class ProxyService:
             if self.is_running:
                 return True
             self._start_background()
-            self.state.update(phase=Phase.STARTING, last_error="")
+            self._server_ok(phase=Phase.STARTING)
             try:
                 sock = self._bind()
             except OSError as exc:
-                self.state.update(phase=Phase.ERROR, address="", last_error=self._bind_error(exc))
+                self._server_failed(self._bind_error(exc))
                 log.warning("cannot listen on %s:%s: %s", self.settings.host, self.settings.port, exc)
                 return False
             try:
@@ -210,7 +249,7 @@ class ProxyService:
             except Exception as exc:
                 sock.close()
                 log.exception("the server could not be created")
-                self.state.update(phase=Phase.ERROR, address="", last_error=f"The server could not start: {exc}")
+                self._server_failed(f"The server could not start: {exc}")
                 return False
             deadline = time.monotonic() + START_TIMEOUT
             while not run.server.started and run.thread.is_alive() and time.monotonic() < deadline:
@@ -218,11 +257,11 @@ class ProxyService:
             if not run.server.started:
                 reason = run.failure or "it did not become ready (see the log)"
                 self._halt(run, timeout=2.0)
-                self.state.update(phase=Phase.ERROR, address="", last_error=f"The server could not start: {reason}")
+                self._server_failed(f"The server could not start: {reason}")
                 return False
             self._run = run
             threading.Thread(target=self._monitor, args=(run,), name="ki2api-server-monitor", daemon=True).start()
-            self.state.update(phase=Phase.RUNNING, address=run.address, last_error="")
+            self._server_ok(phase=Phase.RUNNING, address=run.address)
             log.info("serving on http://%s", run.address)
             return True
 
@@ -255,6 +294,8 @@ class ProxyService:
             watcher.stop()
         if health is not None and health is not threading.current_thread():
             health.join(timeout=5.0)
+        if self._usage is not None:
+            self._usage.close()
 
     def reload_token(self) -> None:
         """Ask the token store for the current health and publish it (watcher, timer, and on demand)."""
@@ -266,6 +307,21 @@ class ProxyService:
         self.state.update(token=token)
 
     # --- internals --------------------------------------------------------------------------------------
+
+    def _server_failed(self, message: str) -> None:
+        self.state.update(
+            phase=Phase.ERROR, address="", last_error=message, last_error_at=self._clock(), last_error_kind="server"
+        )
+
+    def _server_ok(self, **changes: object) -> None:
+        """A new phase; a server error from before is over (other kinds of error stay on show)."""
+
+        def change(status: Status) -> Status:
+            if status.last_error_kind in ("", "server"):
+                status = replace(status, last_error="", last_error_at=None, last_error_kind="")
+            return replace(status, **changes)  # type: ignore[arg-type]
+
+        self.state.apply(change)
 
     def _bind(self) -> socket.socket:
         """Bind the listening socket; a port in use is tried again for `bind_retry` seconds first."""
@@ -354,7 +410,7 @@ class ProxyService:
             return
         reason = run.failure or "the server thread ended"
         log.error("server stopped unexpectedly: %s", reason)
-        self.state.update(phase=Phase.ERROR, address="", last_error=f"The server stopped unexpectedly: {reason}")
+        self._server_failed(f"The server stopped unexpectedly: {reason}")
 
     def _start_background(self) -> None:
         if self._closed.is_set() or self._health_thread is not None:

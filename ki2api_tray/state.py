@@ -61,6 +61,9 @@ class Quota:
     used: float = 0.0
     limit: float = 0.0
     resets_at: datetime | None = None
+    # Kiro's `overageConfiguration.overageStatus` ("ENABLED", "DISABLED"; "" when not reported): whether
+    # requests past the limit are billed as overage instead of refused.
+    overage: str = ""
 
     @property
     def remaining(self) -> float:
@@ -69,6 +72,42 @@ class Quota:
     @property
     def is_low(self) -> bool:
         return self.limit > 0 and self.remaining / self.limit < 0.1
+
+    @property
+    def used_fraction(self) -> float | None:
+        return self.used / self.limit if self.limit > 0 else None
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One chat request as the usage store keeps it: facts about the request, never its text or a secret.
+
+    `changes` are what ki2api altered on the way to Kiro, as (kind, detail) pairs such as
+    ("tool_renamed", "a_very_long_name -> a_very_long_n_1f2e"); the status page explains each kind.
+    `error` is the message the client got (often Kiro's own words), `error_kind` its stable code.
+    """
+
+    time: datetime
+    api: str = ""  # "openai", "anthropic" or "responses"
+    client: str = ""  # from the User-Agent: "claude-cli", "OpenAI/Python", ...
+    model_requested: str = ""
+    model: str = ""  # the Kiro model that answered (or would have)
+    login: str = ""  # which login paid: its kind or account name
+    status: int = 200
+    error_kind: str = ""
+    error: str = ""
+    duration_ms: float = 0.0
+    ttfb_ms: float | None = None  # until Kiro's first chunk arrived
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    context_percent: float | None = None
+    credits: float | None = None
+    stream: bool = False
+    changes: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.status < 400
 
 
 @dataclass(frozen=True)
@@ -83,6 +122,10 @@ class Status:
     counts_date: str = ""  # ISO date the "today" counters belong to
     last_request_at: datetime | None = None
     last_error: str = ""
+    # When `last_error` happened and what failed ("request", "server", "quota"): the next success of the
+    # same kind clears it, so the page never shows a problem that has gone away.
+    last_error_at: datetime | None = None
+    last_error_kind: str = ""
     quota: Quota | None = None
 
     def as_public_dict(self) -> dict[str, Any]:
@@ -110,6 +153,7 @@ class Status:
                 "last_at": self.last_request_at.isoformat() if self.last_request_at else None,
             },
             "last_error": self.last_error,
+            "last_error_at": self.last_error_at.isoformat() if self.last_error_at else None,
             "quota": None
             if self.quota is None
             else {
@@ -118,6 +162,7 @@ class Status:
                 "limit": self.quota.limit,
                 "remaining": self.quota.remaining,
                 "resets_at": self.quota.resets_at.isoformat() if self.quota.resets_at else None,
+                "overage": self.quota.overage,
             },
         }
 
@@ -125,7 +170,11 @@ class Status:
 class Reporter(Protocol):
     """How the HTTP server tells the service what happened; the service turns it into AppState updates."""
 
-    def request_finished(self, ok: bool, error: str = "") -> None: ...
+    def request_finished(self, ok: bool, error: str = "", record: RequestRecord | None = None) -> None:
+        """One chat request ended; `record` carries its facts for the usage store (None: count it only)."""
+        ...
+
+    def quota_failed(self, error: str) -> None: ...
 
     def quota_changed(self, quota: Quota) -> None: ...
 

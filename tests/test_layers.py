@@ -1,6 +1,6 @@
 """The rooms of the package and the doors between them (design.md §1, docs/architecture.md).
 
-A module belongs to a room: `core`, `kiro`, `api`, `desktop`, or, at the top level, a room of its own named
+A module belongs to a room: `core`, `kiro`, `api`, `desktop`, `usage`, or, at the top level, a room of its own named
 after the module. Each rule says which rooms a room may not import; a failure names the file and the import.
 """
 
@@ -14,7 +14,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ki2api_tray"
 STDLIB = set(sys.stdlib_module_names)
-ROOMS = ("core", "kiro", "api", "desktop")
+ROOMS = ("core", "kiro", "api", "desktop", "usage")
 EVERYTHING = "*"
 
 # room -> rooms it must not import. The composition root (`app`) may import anything.
@@ -29,11 +29,13 @@ FORBIDDEN: dict[str, set[str]] = {
     "i18n": {"core", "kiro", "api", "desktop", "service", "runtime", "app", "selftest"},
     "wording": {"core", "kiro", "api", "desktop", "service", "runtime", "app", "selftest"},
     # the Kiro side knows nothing of HTTP routes, the desktop or how the process is wired
-    "kiro": {"api", "desktop", "service", "runtime", "app", "selftest", "wording", "i18n"},
+    "kiro": {"api", "desktop", "service", "runtime", "app", "selftest", "wording", "i18n", "usage"},
+    # the usage store keeps request records (state's vocabulary) and knows nothing of HTTP, Kiro or the tray
+    "usage": {"core", "kiro", "api", "desktop", "service", "runtime", "app", "selftest", "wording", "i18n", "config"},
     # the API never reaches into the desktop or the process wiring
     "api": {"desktop", "service", "runtime", "app", "selftest"},
     # the desktop talks to the service and reads the state; never the Kiro side or the API directly
-    "desktop": {"core", "kiro", "api", "runtime", "app", "selftest"},
+    "desktop": {"core", "kiro", "api", "runtime", "app", "selftest", "usage"},
     "service": {"api", "desktop", "runtime", "app", "selftest"},
     "report": {"api", "desktop", "service", "runtime", "app", "selftest"},
     "runtime": {"desktop", "app", "selftest"},

@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 from fastapi import Request
@@ -22,7 +22,7 @@ from ..core.errors import Ki2apiError, KiroUnavailable
 from ..core.model import ChatRequest, StreamEvent
 from ..kiro.answer import answer
 from ..kiro.relay import Relay, Turn
-from ..state import Reporter
+from .trace import Trace
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,16 @@ class SurrogateSafeJSONResponse(JSONResponse):
             return super().render(content)
         except UnicodeEncodeError:
             return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+class Outcome(Protocol):
+    """How a streamed answer ended, told once (a `Trace` reports it)."""
+
+    def finish(self) -> None: ...
+
+    def fail(self, error: Ki2apiError) -> None: ...
+
+    def abandon(self) -> None: ...
 
 
 class ClientGone(Exception):
@@ -90,13 +100,18 @@ async def unless_abandoned(request: Request, work: Awaitable[T], stopping: Calla
         await asyncio.gather(task, gone, return_exceptions=True)
 
 
-async def begin(relay: Relay, chat: ChatRequest) -> tuple[Turn, Batches, list[StreamEvent]]:
+async def begin(relay: Relay, chat: ChatRequest, trace: Trace | None = None) -> tuple[Turn, Batches, list[StreamEvent]]:
     """Prepare the turn and wait for Kiro's first chunk, so errors before it still get a proper HTTP status."""
     turn, batches = await answer(relay, chat)
+    if trace is not None:
+        trace.prepared(turn)
+        batches = trace.watch(batches)
     try:
         first = await batches.__anext__()
     except StopAsyncIteration:
         first = []
+    if trace is not None:
+        trace.first_chunk()
     return turn, batches, first
 
 
@@ -120,7 +135,7 @@ def sse_response(
     error: Callable[[Ki2apiError], bytes],
     keepalive: bytes,
     closing: bytes,
-    reporter: Reporter,
+    outcome: Outcome,
     stopping: Callable[[], bool],
 ) -> StreamingResponse:
     """Stream SSE: a pump task reads Kiro while the response sends keep-alives during long silences.
@@ -133,7 +148,7 @@ def sse_response(
     async def body() -> AsyncIterator[bytes]:
         queue: asyncio.Queue[object] = asyncio.Queue(maxsize=256)
         pump = asyncio.create_task(_pump(batches, queue))
-        ok, problem = False, "client disconnected"
+        ok, problem = False, None
         try:
             yield opening + encode(first)
             while True:
@@ -151,7 +166,7 @@ def sse_response(
                         yield closing
                     return
                 elif isinstance(item, Ki2apiError):
-                    problem = item.message
+                    problem = item
                     log.warning("stream ended early: %s", item.message)
                     yield error(item)
                     return
@@ -161,7 +176,12 @@ def sse_response(
             # cancel would be passed on into the pump while it closes the Kiro request; shielded, it finishes.
             with anyio.CancelScope(shield=True), contextlib.suppress(asyncio.CancelledError):
                 await pump
-            reporter.request_finished(ok, "" if ok else problem)
+            if ok:
+                outcome.finish()
+            elif problem is not None:
+                outcome.fail(problem)
+            else:
+                outcome.abandon()
 
     return StreamingResponse(body(), media_type="text/event-stream", headers=SSE_HEADERS)
 

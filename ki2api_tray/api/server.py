@@ -32,7 +32,7 @@ from ..core.anthropic_format import (
     anthropic_to_chat,
 )
 from ..core.errors import AuthenticationFailed, InvalidRequest, Ki2apiError, RequestTooLarge
-from ..core.model import StreamEvent
+from ..core.model import ChatRequest, StreamEvent
 from ..core.models import public_model_ids
 from ..core.openai_format import (
     OpenAIStreamEncoder,
@@ -48,6 +48,7 @@ from ..kiro.relay import Relay
 from ..kiro.tokens import TokenStore
 from ..kiro.upstream import KiroClient
 from ..state import Phase, Reporter, Status
+from ..usage.store import UsageStore
 from .guard import GuardPolicy, RequestGuard
 from .responses import (
     ClientGone,
@@ -58,6 +59,8 @@ from .responses import (
     unless_abandoned,
 )
 from .status_page import render_status_page
+from .trace import Trace
+from .usage_api import add_usage_routes
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +74,9 @@ def create_app(
     status: Callable[[], Status],
     *,
     transport: httpx.AsyncBaseTransport | None = None,
+    usage: UsageStore | None = None,
 ) -> FastAPI:
-    """A new app; `transport` lets tests route upstream traffic without a network."""
+    """A new app; `transport` lets tests route upstream traffic without a network; `usage` answers /api/*."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -144,16 +148,19 @@ def create_app(
     def stopping() -> bool:
         return status().phase is Phase.STOPPING
 
-    async def settle(request: Request, work: Awaitable[T]) -> T:
+    async def settle(request: Request, trace: Trace, work: Awaitable[T]) -> T:
         """Await one phase of a chat request; a failure, a vanished client or a stopping server is reported."""
         try:
             return await unless_abandoned(request, work, stopping)
         except ClientGone:
-            reporter.request_finished(False, "client disconnected")
+            trace.abandon()
             raise
         except Ki2apiError as error:
-            reporter.request_finished(False, error.message)
+            trace.fail(error)
             raise
+
+    def trace_for(request: Request, api: str, chat: ChatRequest) -> Trace:
+        return Trace(reporter, api=api, user_agent=request.headers.get("user-agent", ""), chat=chat)
 
     @app.exception_handler(Ki2apiError)
     async def on_ki2api_error(request: Request, error: Ki2apiError) -> JSONResponse:
@@ -201,6 +208,8 @@ def create_app(
             body["status"] = Phase.RUNNING.value
         return {**body, "version": __version__}
 
+    add_usage_routes(app, usage=usage, check_key=check_key, status=status)
+
     @app.get("/v1/models")
     async def list_models(request: Request) -> dict[str, Any]:
         check_key(request)
@@ -220,12 +229,13 @@ def create_app(
         check_key(request)
         raw = await read_json(request)
         chat = openai_to_chat(raw)
-        _, batches, first = await settle(request, begin(relay(request), chat))
+        trace = trace_for(request, "openai", chat)
+        _, batches, first = await settle(request, trace, begin(relay(request), chat, trace))
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         if not chat.stream:
-            events = await settle(request, collect(first, batches))
-            reporter.request_finished(True)
+            events = await settle(request, trace, collect(first, batches))
+            trace.finish()
             return SurrogateSafeJSONResponse(
                 openai_completion(events, model=chat.model, completion_id=completion_id, created=created)
             )
@@ -247,7 +257,7 @@ def create_app(
             error=lambda e: format_sse(openai_error_body(e)),
             keepalive=b": keep-alive\n\n",
             closing=format_sse("[DONE]"),
-            reporter=reporter,
+            outcome=trace,
             stopping=stopping,
         )
 
@@ -255,11 +265,12 @@ def create_app(
     async def messages(request: Request) -> Response:
         check_key(request)
         chat = anthropic_to_chat(await read_json(request))
-        turn, batches, first = await settle(request, begin(relay(request), chat))
+        trace = trace_for(request, "anthropic", chat)
+        turn, batches, first = await settle(request, trace, begin(relay(request), chat, trace))
         message_id = f"msg_{uuid.uuid4().hex[:24]}"
         if not chat.stream:
-            events = await settle(request, collect(first, batches))
-            reporter.request_finished(True)
+            events = await settle(request, trace, collect(first, batches))
+            trace.finish()
             body = anthropic_message(events, model=chat.model, message_id=message_id, input_tokens=turn.input_tokens)
             return SurrogateSafeJSONResponse(body)
         encoder = AnthropicStreamEncoder(model=chat.model, message_id=message_id, input_tokens=turn.input_tokens)
@@ -276,7 +287,7 @@ def create_app(
             error=lambda e: format_sse(anthropic_error_body(e), "error"),
             keepalive=format_sse(ping_data, ping_name),
             closing=b"",
-            reporter=reporter,
+            outcome=trace,
             stopping=stopping,
         )
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import ContextLengthExceeded, InvalidRequest, UnsupportedImage
 from .history import EMPTY_RESULT, AssistantTurn, Conversation, UserTurn, shape_conversation
-from .model import ChatRequest, ImagePart, ModelInfo, Thinking, ToolCallPart, ToolResultPart
+from .model import Adjustment, ChatRequest, ImagePart, ModelInfo, Thinking, ToolCallPart, ToolResultPart
 from .tool_specs import is_server_tool, kiro_tool_name, shortened_names, tool_specifications
 
 ORIGIN = "AI_EDITOR"
@@ -52,6 +52,8 @@ class KiroRequest:
     model_id: str
     tool_names: Mapping[str, str] = field(default_factory=dict, hash=False)
     thinking: bool = False
+    # What was changed on the way (merged turns, renamed tools, ...): facts for the request log, never text.
+    adjustments: tuple[Adjustment, ...] = ()
 
 
 def _budget(thinking: Thinking | None) -> int:
@@ -305,9 +307,54 @@ def build_kiro_request(
             "messages, large tool results or images) and try again."
         )
     sent_names = [t.name for t in request.tools if not is_server_tool(t.name)] + history_tools
+    tool_names = shortened_names(sent_names) if tools else {}
     return KiroRequest(
         body=encoded,
         model_id=model.model_id,
-        tool_names=MappingProxyType(shortened_names(sent_names) if tools else {}),
+        tool_names=MappingProxyType(tool_names),
         thinking=wants_thinking,
+        adjustments=_adjustments(
+            request, conversation, tool_names, send_tools=send_tools, native=native, tags=wants_thinking and not native
+        ),
     )
+
+
+def _adjustments(
+    request: ChatRequest,
+    conversation: Conversation,
+    tool_names: Mapping[str, str],
+    *,
+    send_tools: bool,
+    native: bool,
+    tags: bool,
+) -> tuple[Adjustment, ...]:
+    """What the Kiro body differs in from what the client sent, as counts and names (never text)."""
+    found: list[Adjustment] = []
+    turns = len(conversation.history) + 1
+    if len(request.messages) > turns:
+        found.append(Adjustment("history_merged", f"{len(request.messages)} -> {turns}"))
+    if request.system.strip():
+        found.append(Adjustment("system_in_first_message"))
+    sent_calls = sum(1 for m in request.messages for p in m.parts if isinstance(p, ToolCallPart))
+    kept_calls = sum(len(t.calls) for t in conversation.history if isinstance(t, AssistantTurn))
+    if sent_calls > kept_calls:
+        found.append(Adjustment("tool_calls_as_text", str(sent_calls - kept_calls)))
+    found.extend(
+        Adjustment("tool_renamed", f"{long} -> {short}") for short, long in tool_names.items() if short != long
+    )
+    found.extend(Adjustment("tool_dropped", t.name) for t in request.tools if send_tools and is_server_tool(t.name))
+    if request.tools and not send_tools:
+        found.append(Adjustment("tools_withheld", str(len(request.tools))))
+    elif send_tools and request.tools and _tool_choice_note(request):
+        found.append(Adjustment("tool_choice_as_text"))
+    first_image_index = len(conversation.history) - HISTORY_IMAGE_WINDOW
+    omitted = sum(
+        len(t.images) for i, t in enumerate(conversation.history) if isinstance(t, UserTurn) and i < first_image_index
+    )
+    if omitted:
+        found.append(Adjustment("images_omitted", str(omitted)))
+    if native:
+        found.append(Adjustment("thinking_native"))
+    elif tags:
+        found.append(Adjustment("thinking_prompt"))
+    return tuple(found)

@@ -102,6 +102,7 @@ class KiroStreamTranslator:
         self._tool_calls = 0
         self._truncated = False
         self._context_input: int | None = None
+        self._context_percent: float | None = None
         self._exact_input: int | None = None
         self._exact_output: int | None = None
         self._credits: float | None = None
@@ -261,6 +262,7 @@ class KiroStreamTranslator:
     def _on_context_usage(self, data: dict[str, Any]) -> None:
         percentage = _number(data.get("contextUsagePercentage"))
         if percentage is not None and percentage > 0:
+            self._context_percent = min(percentage, 100.0)
             self._context_input = round(percentage / 100 * self._context_window)
 
     def _on_metering(self, data: dict[str, Any]) -> None:
@@ -297,7 +299,13 @@ class KiroStreamTranslator:
         else:
             output_tokens = estimate_tokens("".join(self._emitted))
         exact = self._exact_input is not None and self._exact_output is not None
-        return Usage(input_tokens=input_tokens, output_tokens=output_tokens, credits=self._credits, estimated=not exact)
+        return Usage(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            credits=self._credits,
+            estimated=not exact,
+            context_percent=self._context_percent,
+        )
 
     def _close(self, *, forced: StopReason | None) -> list[StreamEvent]:
         out: list[StreamEvent] = []

@@ -170,12 +170,29 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class Usage:
-    """Token accounting for one response; `estimated` is False only when Kiro reported exact counts."""
+    """Token accounting for one response; `estimated` is False only when Kiro reported exact counts.
+
+    `credits` is what Kiro billed (its `meteringEvent`s); `context_percent` how full Kiro says the model's
+    context window was (its `contextUsageEvent`), 0-100.
+    """
 
     input_tokens: int
     output_tokens: int
     credits: float | None = None
     estimated: bool = True
+    context_percent: float | None = None
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """One thing ki2api changed in a request on its way to Kiro, for the person asking "why did Kiro say 400?".
+
+    `kind` is a stable code ("history_merged", "tool_renamed", "tool_dropped", "image_fetched", ...) that the
+    status page explains in words; `detail` is short and never message text: a tool name, a count.
+    """
+
+    kind: str
+    detail: str = ""
 
 
 @dataclass(frozen=True)

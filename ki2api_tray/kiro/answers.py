@@ -148,7 +148,15 @@ def parse_quota(body: Any) -> Quota:
         resets_at = datetime.fromtimestamp(float(reset), tz=timezone.utc)
     info = body.get("subscriptionInfo")
     subscription = str(info.get("subscriptionTitle", "")) if isinstance(info, dict) else ""
-    return Quota(subscription=subscription, used=used, limit=limit, resets_at=resets_at)
+    overage = body.get("overageConfiguration")
+    overage_status = overage.get("overageStatus") if isinstance(overage, dict) else None
+    return Quota(
+        subscription=subscription,
+        used=used,
+        limit=limit,
+        resets_at=resets_at,
+        overage=overage_status if isinstance(overage_status, str) else "",
+    )
 
 
 def _number(data: dict[str, Any], *keys: str) -> float:

@@ -45,7 +45,9 @@ async def keep_fresh(tokens: TokenStore, client: KiroClient, http: httpx.AsyncCl
                 reporter.quota_changed(await client.quota())
             except Ki2apiError as error:
                 log.info("could not read the Kiro quota: %s", error.message)
+                reporter.quota_failed(f"Could not read the Kiro quota: {error.message}")
             except (httpx.HTTPError, ValueError) as exc:
                 log.info("could not read the Kiro quota (%s)", type(exc).__name__)
+                reporter.quota_failed(f"Could not read the Kiro quota ({type(exc).__name__}).")
         await asyncio.sleep(TOKEN_CHECK_SECONDS)
         since_quota += TOKEN_CHECK_SECONDS

@@ -16,7 +16,7 @@ from typing import cast
 from ..core.eventstream import Frame
 from ..core.kiro_request import KiroRequest, build_kiro_request
 from ..core.kiro_stream import KiroStreamTranslator
-from ..core.model import ChatRequest, StreamEvent
+from ..core.model import Adjustment, ChatRequest, ImagePart, StreamEvent
 from ..core.models import ResolvedModel, resolve_model
 from ..core.tokencount import estimate_request_tokens
 from .images import ImageFetcher
@@ -36,6 +36,8 @@ class Turn:
     model: ResolvedModel
     kiro: KiroRequest
     input_tokens: int
+    login: str = ""  # the kind of login that pays for it
+    adjustments: tuple[Adjustment, ...] = ()  # everything ki2api changed on the way, for the request log
 
 
 class Relay:
@@ -46,9 +48,14 @@ class Relay:
     async def prepare(self, chat: ChatRequest, *, reminder: str = "") -> Turn:
         """The turn for `chat`; `reminder` is an extra instruction for a retry (see kiro/answer.py)."""
         resolved = resolve_model(chat.model, await self._client.models())
+        adjustments: list[Adjustment] = []
         if resolved.fell_back:
             log.info("model %r is not offered by Kiro; using %s instead", chat.model, resolved.model.model_id)
+            adjustments.append(Adjustment("model_substituted", f"{chat.model} -> {resolved.model.model_id}"))
+        fetched = sum(1 for m in chat.messages for p in m.parts if isinstance(p, ImagePart) and p.url and not p.data)
         chat = await self._images.fetch_images(chat)
+        if fetched:
+            adjustments.append(Adjustment("image_fetched", str(fetched)))
         creds = await self._client.credentials()
         kiro = build_kiro_request(
             chat,
@@ -59,7 +66,14 @@ class Relay:
             max_body_bytes=MAX_KIRO_BODY,
             reminder=reminder,
         )
-        return Turn(chat=chat, model=resolved, kiro=kiro, input_tokens=estimate_request_tokens(chat))
+        return Turn(
+            chat=chat,
+            model=resolved,
+            kiro=kiro,
+            input_tokens=estimate_request_tokens(chat),
+            login=creds.auth_kind,
+            adjustments=(*adjustments, *kiro.adjustments),
+        )
 
     async def events(self, turn: Turn) -> AsyncGenerator[list[StreamEvent], None]:
         """One batch of events per network chunk from Kiro (possibly empty), ending with Usage and Finish."""

@@ -350,7 +350,7 @@ def test_kiro_stream_bracket_call_after_thinking() -> None:
         pytest.param([], Usage(1234, estimate_tokens("abc")), id="constructor-estimate"),
         pytest.param(
             [event("contextUsageEvent", {"contextUsagePercentage": 12.5})],
-            Usage(25_000, estimate_tokens("abc")),
+            Usage(25_000, estimate_tokens("abc"), context_percent=12.5),
             id="context-percentage",
         ),
         pytest.param(
@@ -379,7 +379,7 @@ def test_kiro_stream_bracket_call_after_thinking() -> None:
                     },
                 ),
             ],
-            Usage(1050, 7, estimated=False),
+            Usage(1050, 7, estimated=False, context_percent=50.0),
             id="exact-metadata",
         ),
         pytest.param(
@@ -423,6 +423,18 @@ def test_kiro_stream_bracket_call_after_thinking() -> None:
 def test_kiro_stream_usage_sources(frames: list[Frame], expected: Usage) -> None:
     events = run([text("abc"), *frames], input_tokens=1234)
     assert ending(events)[0] == expected
+
+
+def test_kiro_stream_carries_credits_and_context_percentage_through_a_full_answer() -> None:
+    """A stream that ends the way Kiro's do (§6, §11): credits from every meteringEvent reach the Usage event."""
+    trailer = [
+        event("contextUsageEvent", {"contextUsagePercentage": 140}),
+        event("meteringEvent", {"unit": "credit", "unitPlural": "credits", "usage": 0.12}),
+        event("meteringEvent", {"unit": "credit", "usage": 0.03}),
+    ]
+    usage = ending(run([text("Hi"), *trailer]))[0]
+    assert usage.credits == pytest.approx(0.15)
+    assert usage.context_percent == 100.0  # a figure past 100 % still means "full"
 
 
 def test_kiro_stream_context_percentage_uses_the_model_window() -> None:
