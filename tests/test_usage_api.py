@@ -114,7 +114,13 @@ def test_what_ki2api_changed_is_recorded_per_request(proxy: Proxy) -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["/api/requests?limit=0", "/api/requests?limit=many", "/api/requests?limit=501", "/api/usage?days=91", "/api/requests?status=maybe"],
+    [
+        "/api/requests?limit=0",
+        "/api/requests?limit=many",
+        "/api/requests?limit=501",
+        "/api/usage?days=91",
+        "/api/requests?status=maybe",
+    ],
 )
 def test_bad_query_parameters_are_a_clear_400(proxy: Proxy, query: str) -> None:
     response = get(proxy, query)

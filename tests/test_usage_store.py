@@ -194,7 +194,12 @@ def test_runway_forecast_uses_this_weeks_pace() -> None:
 
 @pytest.mark.parametrize(
     ("values", "fraction", "expected"),
-    [([], 0.5, None), ([5.0], 0.95, 5.0), ([1.0, 2.0, 3.0, 4.0], 0.5, 2.0), ([float(n) for n in range(1, 101)], 0.95, 95.0)],
+    [
+        ([], 0.5, None),
+        ([5.0], 0.95, 5.0),
+        ([1.0, 2.0, 3.0, 4.0], 0.5, 2.0),
+        ([float(n) for n in range(1, 101)], 0.95, 95.0),
+    ],
 )
 def test_percentile_nearest_rank(values: list[float], fraction: float, expected: float | None) -> None:
     assert percentile(values, fraction) == expected
