@@ -39,9 +39,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--autostart", action="store_true", help=argparse.SUPPRESS)  # set by start-at-login entries
     commands = parser.add_subparsers(dest="command", metavar="command")
     serve = commands.add_parser("serve", help="run the server in the foreground without a tray icon")
-    serve.add_argument("--host", dest="serve_host", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", dest="serve_port", type=int, help="port to listen on (default 8989)")
-    commands.add_parser("status", help="show token health, quota and where ki2api keeps its files")
+    serve.add_argument("--host", dest="serve_host", metavar="HOST", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", dest="serve_port", metavar="PORT", type=int, help="port to listen on (default 8989)")
+    status = commands.add_parser(
+        "status",
+        help="show whether a server runs, the Kiro login, the quota and where ki2api keeps its files",
+        description="Exit code: 0 a server runs and the Kiro login is usable, 1 no usable Kiro login, "
+        "2 no server is running.",
+    )
+    status.add_argument("--json", action="store_true", help="print the report as JSON (for scripts)")
     args = parser.parse_args(argv)
     args.host = getattr(args, "serve_host", None) or args.host
     args.port = getattr(args, "serve_port", None) or args.port
@@ -73,8 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "status":
         from .report import status_report
 
-        print(status_report(settings))
-        return 0
+        report = status_report(settings)
+        print(report.as_json() if args.json else report.as_text())
+        return report.exit_code
     refusal = exposure_refusal(settings)
     if refusal:
         return startup.failed(refusal, code=2)

@@ -45,7 +45,7 @@ EN: dict[str, str] = {
     "duration.minutes": "{minutes} min",
     "duration.hours": "{hours} h {minutes} min",
     "duration.days": "{days} days",
-    "date.short": "{day} {month_name}",
+    "date.short": "{day} {month_name} {year}",
     "date.month_names": "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec",
     # Menu actions.
     "menu.start": "Start server",
@@ -58,6 +58,9 @@ EN: dict[str, str] = {
     "menu.autostart": "Start at login",
     "menu.quit": "Quit ki2api",
     "menu.open_support": "Open Kiro support",
+    "menu.about": "About ki2api {version}",
+    "menu.open_kiro": "Open Kiro to sign in",
+    "menu.notifications": "Notifications",
     # Notifications: only for things the person has to act on.
     "notify.title": "ki2api",
     "notify.token_expired": "Your Kiro login has expired. Open Kiro and sign in again.",
@@ -74,6 +77,12 @@ EN: dict[str, str] = {
     "notify.autostart_failed": "Could not change “Start at login”: {reason}",
     "notify.move_to_applications": "macOS runs ki2api from a temporary copy. Move ki2api-tray.app to the "
     "Applications folder and open it from there; “Start at login” works only from there.",
+    "notify.about": "ki2api {version} (Python {python}). Settings and logs: {folder}",
+    "notify.kiro_not_found": "Kiro is not installed here, so its download page opens instead.",
+    "notify.credits_used": "{percent}% of your Kiro credits are used ({used} of {limit}).",
+    "notify.login_expiring": "Your Kiro login expires in {duration} and ki2api cannot renew it. Open Kiro and sign in.",
+    "notify.suspended": "Kiro has locked this account: {message}",
+    "notify.out_of_credits": "Your Kiro credits are used up: {message}",
     # Status page.
     "page.title": "ki2api status",
     "page.server": "Server",
@@ -92,7 +101,20 @@ EN: dict[str, str] = {
     "page.anthropic_hint": "Anthropic-compatible clients (Claude Code): set ANTHROPIC_BASE_URL to",
     "page.key_hint": "API key: the api_key value in {config}, or the API_KEY environment variable. "
     "The tray menu's “Copy API key” copies it.",
-    "page.refresh_note": "This page refreshes every 5 seconds.",
+    "page.refresh_note": "This page updates itself every 5 seconds.",
+    "page.error_when": "{time} ({ago})",
+    "page.key_default": "API key: {api_key} (the public default; set your own with API_KEY before listening "
+    "beyond this machine)",
+    "page.key_custom": "API key: a custom key is set, so it is not shown. It is the api_key value in {config} or the "
+    "API_KEY environment variable; the tray menu's “Copy API key” copies it.",
+    "page.token_hint.missing": "Open Kiro and sign in; ki2api picks the login up by itself.",
+    "page.token_hint.unreadable": "The login file cannot be read. Open Kiro and sign in again.",
+    "page.token_hint.expired": "Open Kiro and sign in again.",
+    "page.token_hint.renewing": "ki2api renews it with the refresh token on the next request.",
+    "page.token_hint.refresh_failed": "Kiro did not renew the login. Open Kiro and sign in again.",
+    "page.token_hint.expiring": "ki2api renews it on the next request.",
+    "page.token_hint.valid": "",
+    "page.language": "中文",
     "page.web_hint": "Browser-based clients: web pages may call ki2api only from origins you allow. Start "
     "ki2api with KI2API_ALLOWED_ORIGINS set to the page's origin (comma-separated, * wildcards), e.g.",
 }
@@ -125,7 +147,7 @@ ZH: dict[str, str] = {
     "duration.minutes": "{minutes} 分钟",
     "duration.hours": "{hours} 小时 {minutes} 分钟",
     "duration.days": "{days} 天",
-    "date.short": "{month_name}{day}日",
+    "date.short": "{year}年{month_name}{day}日",
     "date.month_names": "1月 2月 3月 4月 5月 6月 7月 8月 9月 10月 11月 12月",
     "menu.start": "启动服务",
     "menu.stop": "停止服务",
@@ -137,6 +159,9 @@ ZH: dict[str, str] = {
     "menu.autostart": "登录时自动启动",
     "menu.quit": "退出 ki2api",
     "menu.open_support": "打开 Kiro 支持页面",
+    "menu.about": "关于 ki2api {version}",
+    "menu.open_kiro": "打开 Kiro 登录",
+    "menu.notifications": "通知",
     "notify.title": "ki2api",
     "notify.token_expired": "Kiro 登录已过期。请打开 Kiro 重新登录。",
     "notify.refresh_failed": "Kiro 拒绝了续期请求。请打开 Kiro 重新登录。",
@@ -152,6 +177,12 @@ ZH: dict[str, str] = {
     "notify.autostart_failed": "无法更改“登录时自动启动”：{reason}",
     "notify.move_to_applications": "macOS 正在从临时副本运行 ki2api。请把 ki2api-tray.app 移到“应用程序”文件夹，"
     "再从那里打开；“登录时自动启动”只在那里有效。",
+    "notify.about": "ki2api {version}（Python {python}）。设置和日志位于：{folder}",
+    "notify.kiro_not_found": "本机没有安装 Kiro，将打开它的下载页面。",
+    "notify.credits_used": "Kiro 积分已用 {percent}%（{used} / {limit}）。",
+    "notify.login_expiring": "Kiro 登录将在 {duration}后过期，且 ki2api 无法续期。请打开 Kiro 登录。",
+    "notify.suspended": "Kiro 锁定了此账号：{message}",
+    "notify.out_of_credits": "Kiro 积分已用完：{message}",
     "page.title": "ki2api 状态",
     "page.server": "服务",
     "page.token": "Kiro 登录",
@@ -168,7 +199,19 @@ ZH: dict[str, str] = {
     "page.openai_hint": "OpenAI 兼容客户端：将接口地址（base URL）设为",
     "page.anthropic_hint": "Anthropic 兼容客户端（Claude Code）：将 ANTHROPIC_BASE_URL 设为",
     "page.key_hint": "API 密钥：{config} 中的 api_key，或环境变量 API_KEY。托盘菜单的“复制 API 密钥”可复制它。",
-    "page.refresh_note": "本页每 5 秒自动刷新。",
+    "page.refresh_note": "本页每 5 秒自动更新。",
+    "page.error_when": "{time}（{ago}）",
+    "page.key_default": "API 密钥：{api_key}（公开的默认密钥；如要让本机以外访问，请先用 API_KEY 设置自己的密钥）",
+    "page.key_custom": "API 密钥：已设置自定义密钥，因此不在此显示。它是 {config} 中的 api_key 或环境变量 API_KEY；"
+    "托盘菜单的“复制 API 密钥”可复制它。",
+    "page.token_hint.missing": "请打开 Kiro 并登录，ki2api 会自动读取登录信息。",
+    "page.token_hint.unreadable": "登录文件无法读取。请打开 Kiro 重新登录。",
+    "page.token_hint.expired": "请打开 Kiro 重新登录。",
+    "page.token_hint.renewing": "ki2api 会在下一次请求时用刷新令牌续期。",
+    "page.token_hint.refresh_failed": "Kiro 没有续期登录。请打开 Kiro 重新登录。",
+    "page.token_hint.expiring": "ki2api 会在下一次请求时续期。",
+    "page.token_hint.valid": "",
+    "page.language": "English",
     "page.web_hint": "网页客户端：只有你允许的来源（origin）才能从浏览器调用 ki2api。启动前把 KI2API_ALLOWED_ORIGINS "
     "设为该网页的来源（逗号分隔，可用 * 通配），例如：",
 }
@@ -186,6 +229,10 @@ class Translator:
         template = TABLES.get(self.language, EN).get(key) or EN[key]
         return template.format(**fields)
 
+    def template(self, key: str) -> str:
+        """The unfilled string, for a page script that fills in the fields itself."""
+        return TABLES.get(self.language, EN).get(key) or EN[key]
+
     def month_name(self, month: int) -> str:
         return self("date.month_names").split()[month - 1]
 
@@ -195,6 +242,25 @@ def choose_language(setting: str = "auto", environ: Mapping[str, str] = os.envir
     if setting.strip().lower() in ("", "auto"):
         return system_language(environ)
     return _normalise(setting) or "en"
+
+
+def language_from_accept(header: str) -> str | None:
+    """The best of our languages for an HTTP `Accept-Language` header ("zh-CN,zh;q=0.9,en;q=0.8"), or None."""
+    ranked: list[tuple[float, int, str]] = []
+    for index, item in enumerate(header.split(",")[:20]):
+        tag, _, params = item.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        language = _normalise(tag) if tag.strip() not in ("", "*") else None
+        if language is not None and quality > 0:
+            ranked.append((-quality, index, language))
+    return min(ranked)[2] if ranked else None
 
 
 def system_language(environ: Mapping[str, str] = os.environ, platform: str = sys.platform) -> str:

@@ -168,7 +168,8 @@ def amount_text(value: float) -> str:
 
 def date_text(moment: datetime, tr: Translator) -> str:
     local = moment.astimezone() if moment.tzinfo else moment
-    return tr("date.short", day=local.day, month_name=tr.month_name(local.month))
+    # With the year: a reset date in January read in December, or a forecast months ahead, must not be ambiguous.
+    return tr("date.short", day=local.day, month_name=tr.month_name(local.month), year=local.year)
 
 
 def shorten(text: str, limit: int) -> str:

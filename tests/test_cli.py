@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -114,9 +115,11 @@ def test_serve_reports_port_in_use(kiro_env: KiroEnv) -> None:
 
 
 def test_status_describes_token_without_secrets(kiro_env: KiroEnv) -> None:
-    result = run_cli("status")
+    result = run_cli("--port", str(free_port()), "status")
 
-    assert result.returncode == 0
+    assert result.returncode == 2  # the login is fine, but no server is running
+    assert "Server:      not running" in result.stdout
+    assert "Quota:       437.25 of 550 left · resets " in result.stdout  # asked Kiro itself, with the year
     assert str(kiro_env.token_file) in result.stdout
     assert "social" in result.stdout.lower()
     assert kiro_env.account.access_token not in result.stdout
@@ -127,6 +130,53 @@ def test_version_and_help() -> None:
     assert run_cli("--version").stdout.startswith("ki2api-tray ")
     help_text = run_cli("--help").stdout
     assert "serve" in help_text and "status" in help_text
+    serve_help = run_cli("serve", "--help").stdout
+    assert "--host HOST" in serve_help and "--port PORT" in serve_help
+    assert "SERVE_HOST" not in serve_help and "SERVE_PORT" not in serve_help
+
+
+def test_status_with_a_running_server_and_as_json(kiro_env: KiroEnv) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ki2api_tray", "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ,
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", server)
+        text = run_cli("--port", str(port), "status")
+        assert text.returncode == 0, text.stdout + text.stderr
+        assert f"Server:      running at http://127.0.0.1:{port}" in text.stdout
+        assert "API key:     ki2api-key-2024 (the public default)" in text.stdout
+        report = run_cli("--port", str(port), "status", "--json")
+        assert report.returncode == 0
+        body = json.loads(report.stdout)
+        assert body["server"]["running"] is True and body["exit_code"] == 0
+        assert body["login"]["usable"] is True and body["login"]["auth_kind"] == "social"
+        assert body["quota"]["limit"] == 550 and body["quota"]["resets_at"]
+        assert body["api"]["key"] == "ki2api-key-2024"
+        assert kiro_env.account.access_token not in report.stdout + text.stdout
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=30)
+
+
+def test_status_without_a_login_exits_1_and_hides_a_custom_key(isolated_home: Path) -> None:
+    env = {**os.environ, "API_KEY": "my-secret-key-123"}
+    result = subprocess.run(
+        [sys.executable, "-m", "ki2api_tray", "--port", str(free_port()), "status", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
+    assert result.returncode == 1
+    body = json.loads(result.stdout)
+    assert body["login"] == {**body["login"], "usable": False, "health": "missing"}
+    assert body["api"] == {**body["api"], "key": None, "key_is_default": False}
+    assert "my-secret-key-123" not in result.stdout
 
 
 def test_bad_config_file_is_reported(isolated_home: Path) -> None:

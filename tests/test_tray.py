@@ -204,7 +204,7 @@ def test_tray_menu_running_healthy_full_layout() -> None:
         "● ki2api — running on 127.0.0.1:8989",
         "Token: valid, expires in 47 min",
         "Requests today: 12 · errors: 1",
-        "Quota: 37.5 of 50 left · resets 1 Dec",
+        "Quota: 37.5 of 50 left · resets 1 Dec 2026",
         SEP,
         "Stop server",
         "Copy base URL (http://127.0.0.1:8989/v1)",
@@ -305,7 +305,7 @@ def test_tray_menu_status_and_token_lines(status: Status, language: str, expecte
 @pytest.mark.parametrize(
     ("status", "language", "requests", "quota"),
     [
-        (running(), "en", "Requests today: 12 · errors: 1", "Quota: 37.5 of 50 left · resets 1 Dec"),
+        (running(), "en", "Requests today: 12 · errors: 1", "Quota: 37.5 of 50 left · resets 1 Dec 2026"),
         (running(errors_today=0, requests_today=1284, quota=None), "en", "Requests today: 1,284", "Quota: unknown"),
         (
             running(quota=Quota(used=48, limit=50)),
@@ -313,7 +313,7 @@ def test_tray_menu_status_and_token_lines(status: Status, language: str, expecte
             "Requests today: 12 · errors: 1",
             "Quota: 2 of 50 left",
         ),
-        (running(), "zh", "今日请求：12 · 错误：1", "额度：剩余 37.5 / 50 · 12月1日重置"),
+        (running(), "zh", "今日请求：12 · 错误：1", "额度：剩余 37.5 / 50 · 2026年12月1日重置"),
         (running(quota=None), "zh", "今日请求：12 · 错误：1", "额度：未知"),
     ],
 )
@@ -903,21 +903,23 @@ def test_status_page_shows_what_the_menu_shows() -> None:
         "ki2api — running on 127.0.0.1:8989",
         "Token: valid, expires in 47 min",
         "Requests today: 12 · errors: 1",
-        "Quota: 37.5 of 50 left · resets 1 Dec",
+        "Quota: 37.5 of 50 left · resets 1 Dec 2026",
         "http://127.0.0.1:8989/v1",
     ):
         assert text in page
-    assert '<meta http-equiv="refresh" content="5">' in page
+    assert "This page updates itself every 5 seconds." in page  # live, without a full reload
 
 
-def test_status_page_has_no_secrets_and_no_external_assets() -> None:
+def test_status_page_has_no_external_assets_and_hides_a_custom_key() -> None:
     from ki2api_tray.api.status_page import render_status_page
 
     page = render_status_page(running(), base_url="http://127.0.0.1:8989/v1", language="en", now=NOW)
-    assert DEFAULT_API_KEY not in page
+    assert DEFAULT_API_KEY not in page  # no public key given: a custom one is set, and it stays hidden
     assert "config.json" in page  # says where the key is instead
-    for external in ("<script", "<link", "src=", "url(", "@import"):
+    for external in ("<link", "src=", "url(", "@import", 'fetch("http'):
         assert external not in page
+    shown = render_status_page(running(), base_url="http://127.0.0.1:8989/v1", language="en", now=NOW, public_key="k-1")
+    assert "API key: k-1 (the public default" in shown
 
 
 def test_status_page_escapes_error_text() -> None:
@@ -925,7 +927,7 @@ def test_status_page_escapes_error_text() -> None:
 
     status = running(phase=Phase.ERROR, last_error="<script>alert(1)</script>")
     page = render_status_page(status, base_url="http://127.0.0.1:8989/v1", language="en", now=NOW)
-    assert "<script>" not in page
+    assert "<script>alert(1)" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 

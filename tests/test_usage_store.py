@@ -114,7 +114,11 @@ def _writer(folder: Path, count: int, client: str) -> subprocess.Popen[bytes]:
 
 def test_two_processes_share_one_folder(tmp_path: Path) -> None:
     first, second = _writer(tmp_path, 400, "first"), _writer(tmp_path, 400, "second")
-    assert first.wait(60) == 0 and second.wait(60) == 0
+    try:
+        assert first.wait(120) == 0 and second.wait(120) == 0
+    finally:
+        for writer in (first, second):
+            writer.kill()
     store = UsageStore(tmp_path)
     since = (datetime.now() - timedelta(hours=1)).timestamp()
     assert {c: t.requests for c, t in store.by_client(since).items()} == {"first": 400, "second": 400}
@@ -122,13 +126,15 @@ def test_two_processes_share_one_folder(tmp_path: Path) -> None:
 
 def test_a_writer_killed_mid_write_leaves_a_sound_file(tmp_path: Path) -> None:
     writer = _writer(tmp_path, 0, "doomed")  # writes until killed
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if rows_in(tmp_path) >= 500:
-            break
-        time.sleep(0.05)
-    writer.send_signal(signal.SIGKILL)
-    writer.wait(10)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and writer.poll() is None:
+            if rows_in(tmp_path) >= 500:
+                break
+            time.sleep(0.05)
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(10)
     kept = rows_in(tmp_path)
     assert kept >= 500
     with sqlite3.connect(tmp_path / FILE_NAME) as conn:

@@ -58,7 +58,7 @@ from .responses import (
     sse_response,
     unless_abandoned,
 )
-from .status_page import render_status_page
+from .status_page import page_language, render_status_page
 from .trace import Trace
 from .usage_api import add_usage_routes
 
@@ -192,14 +192,20 @@ def create_app(
         return _error_response(request, error)
 
     @app.get("/", response_class=HTMLResponse)
-    async def status_page() -> HTMLResponse:
+    async def status_page(request: Request) -> HTMLResponse:
+        language = page_language(
+            settings.language,
+            accept_language=request.headers.get("accept-language", ""),
+            asked=request.query_params.get("lang", ""),
+        )
         page = render_status_page(
             status(),
             base_url=settings.base_url,
-            language=settings.language,
+            language=language,
             config_file=str(settings.app_paths.config_file),
+            public_key=settings.api_key if settings.uses_default_key else None,
         )
-        return HTMLResponse(page)
+        return HTMLResponse(page, headers={"Cache-Control": "no-store", "Content-Language": language})
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
