@@ -76,6 +76,8 @@ class Settings:
     image_fetch_private: bool = False
     # Days of request history the usage store keeps (credits, models, errors; never message text); 0 keeps none.
     usage_days: int = 90
+    # Tray notifications about credits, the login and the account (the tray menu switches this).
+    notifications: bool = True
     app_paths: paths.AppPaths = field(default_factory=paths.app_paths)
 
     @property
@@ -161,6 +163,7 @@ ENVIRONMENT = {
     "KI2API_ALLOWED_HOSTS": "allowed_hosts",
     "KI2API_IMAGE_FETCH_PRIVATE": "image_fetch_private",
     "KI2API_USAGE_DAYS": "usage_days",
+    "KI2API_NOTIFICATIONS": "notifications",
 }
 
 # Keys a person may put in config.json: every field except the derived paths.
@@ -290,3 +293,20 @@ def write_default_config(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     starter = {"port": DEFAULT_PORT, "api_key": DEFAULT_API_KEY, "language": "auto"}
     path.write_text(json.dumps(starter, indent=2) + "\n", encoding="utf-8")
+
+
+def set_config_value(path: Path, key: str, value: Any) -> None:
+    """Change one key of config.json (created if missing), keeping every other key; written atomically."""
+    if key not in FILE_KEYS:
+        raise ValueError(f"{key} is not a setting")
+    read_config_file(path)  # a broken file is reported, not overwritten
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except FileNotFoundError:
+        raw = {}
+    data: dict[str, Any] = raw  # unknown keys stay: they may belong to another version of ki2api
+    data[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(temporary, path)

@@ -81,7 +81,6 @@ EN: dict[str, str] = {
     "notify.kiro_not_found": "Kiro is not installed here, so its download page opens instead.",
     "notify.credits_used": "{percent}% of your Kiro credits are used ({used} of {limit}).",
     "notify.login_expiring": "Your Kiro login expires in {duration} and ki2api cannot renew it. Open Kiro and sign in.",
-    "notify.suspended": "Kiro has locked this account: {message}",
     "notify.out_of_credits": "Your Kiro credits are used up: {message}",
     # Status page.
     "page.title": "ki2api status",
@@ -181,7 +180,6 @@ ZH: dict[str, str] = {
     "notify.kiro_not_found": "本机没有安装 Kiro，将打开它的下载页面。",
     "notify.credits_used": "Kiro 积分已用 {percent}%（{used} / {limit}）。",
     "notify.login_expiring": "Kiro 登录将在 {duration}后过期，且 ki2api 无法续期。请打开 Kiro 登录。",
-    "notify.suspended": "Kiro 锁定了此账号：{message}",
     "notify.out_of_credits": "Kiro 积分已用完：{message}",
     "page.title": "ki2api 状态",
     "page.server": "服务",

@@ -57,7 +57,8 @@ class StatusReport:
     def as_text(self) -> str:
         settings, paths = self.settings, self.settings.app_paths
         if self.server is not None:
-            server = f"running at {self.root_url} (ki2api {self.server.get('version', '?')}); status page {self.root_url}/"
+            version = self.server.get("version", "?")
+            server = f"running at {self.root_url} (ki2api {version}); status page {self.root_url}/"
         else:
             server = f"not running (nothing answers at {self.root_url})"
         key = (

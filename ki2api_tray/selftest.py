@@ -241,10 +241,14 @@ def check_server(settings: Settings) -> Check:
             # trust_env=False: a proxy from the environment must not stand between us and loopback.
             with httpx.Client(timeout=HEALTH_TIMEOUT, trust_env=False) as client:
                 response = client.get(f"http://{address}/health")
+                # The status page inlines its script and style from the package's api/static folder.
+                page = client.get(f"http://{address}/")
             elapsed = time.monotonic() - started
             body = response.json() if response.status_code == 200 else {}
             if body.get("status") != Phase.RUNNING.value or body.get("version") != __version__:
                 return Check("server", False, f"/health answered {response.status_code}: {response.text[:200]}")
+            if page.status_code != 200 or 'id="ki2api-config"' not in page.text:
+                return Check("server", False, f"the status page answered {page.status_code} (api/static missing?)")
             return Check("server", True, f"/health answered on {address} {elapsed * 1000:.0f} ms after start")
         finally:
             runtime.service.close()

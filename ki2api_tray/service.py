@@ -103,6 +103,18 @@ def _rolled_over(status: Status, today: str) -> Status:
     return replace(status, counts_date=today, requests_today=0, errors_today=0)
 
 
+def account_alert(record: RequestRecord | None) -> str:
+    """"suspended" or "out_of_credits" when a failed request says so (kiro-protocol-2026.md §7), else ""."""
+    if record is None:
+        return ""
+    text = record.error.lower()
+    if record.status == 402 or record.error_kind == "insufficient_quota" or "overage_request_limit" in text:
+        return "out_of_credits"
+    if record.status == 403 and ("suspended" in text or "locked your account" in text or "locked it" in text):
+        return "suspended"
+    return ""
+
+
 class StateReporter:
     """The `Reporter` the HTTP server calls; it turns each report into one atomic AppState change.
 
@@ -129,8 +141,13 @@ class StateReporter:
             changes: dict[str, object] = {}
             if not ok:
                 changes.update(last_error=error or status.last_error, last_error_at=now, last_error_kind="request")
-            elif status.last_error_kind == "request":
-                changes.update(last_error="", last_error_at=None, last_error_kind="")
+                alert = account_alert(record)
+                if alert:
+                    changes.update(account_alert=alert, account_message=error)
+            else:
+                changes.update(account_alert="", account_message="")
+                if status.last_error_kind == "request":
+                    changes.update(last_error="", last_error_at=None, last_error_kind="")
             quota = status.quota
             if credits and quota is not None:
                 # Kiro's figure is read every 15 minutes; until then, count what its meteringEvents said.

@@ -126,6 +126,10 @@ class Status:
     # same kind clears it, so the page never shows a problem that has gone away.
     last_error_at: datetime | None = None
     last_error_kind: str = ""
+    # What Kiro last said about the account itself: "suspended" or "out_of_credits" (with its words in
+    # `account_message`); "" once a request goes through again. The tray tells the person once.
+    account_alert: str = ""
+    account_message: str = ""
     quota: Quota | None = None
 
     def as_public_dict(self) -> dict[str, Any]:

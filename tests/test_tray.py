@@ -20,6 +20,7 @@ import pystray
 import pytest
 from pystray import _base as pystray_base
 
+from ki2api_tray import __version__
 from ki2api_tray.config import DEFAULT_API_KEY, Settings
 from ki2api_tray.desktop import shell as shell_module
 from ki2api_tray.desktop import tray as tray_module
@@ -214,7 +215,9 @@ def test_tray_menu_running_healthy_full_layout() -> None:
         "Open logs folder",
         "Open config",
         "Start at login",
+        "Notifications",
         SEP,
+        f"About ki2api {__version__}",
         "Quit ki2api",
     ]
 
@@ -348,7 +351,9 @@ def test_tray_menu_zh_actions_are_translated() -> None:
         "打开日志文件夹",
         "打开配置文件",
         "登录时自动启动",
+        "通知",
         SEP,
+        f"关于 ki2api {__version__}",
         "退出 ki2api",
     ]
 

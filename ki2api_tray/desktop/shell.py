@@ -25,10 +25,34 @@ class DesktopError(Exception):
     """A clipboard or open action failed; the message says why in words a person understands."""
 
 
+KIRO_DOWNLOAD_URL = "https://kiro.dev/downloads/"
+
+
 class DesktopActions(Protocol):
     def copy(self, text: str) -> None: ...
 
     def open(self, target: str | Path) -> None: ...
+
+    def start(self, program: Path) -> None: ...
+
+
+def kiro_program(environ: Mapping[str, str] = os.environ, platform: str = sys.platform) -> Path | None:
+    """Where the Kiro IDE is installed (its usual places per OS), or None."""
+    home = Path(environ.get("USERPROFILE" if platform == "win32" else "HOME", "") or Path.home())
+    if platform == "win32":
+        local = Path(environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
+        candidates = [local / "Programs" / "Kiro" / "Kiro.exe"]
+    elif platform == "darwin":
+        candidates = [Path("/Applications/Kiro.app"), home / "Applications" / "Kiro.app"]
+    else:
+        found = shutil.which("kiro", path=environ.get("PATH"))
+        candidates = [Path(found)] if found else []
+        candidates += [
+            Path("/usr/share/kiro/kiro"),
+            Path("/opt/Kiro/kiro"),
+            home / ".local" / "share" / "kiro" / "kiro",
+        ]
+    return next((c for c in candidates if c.exists()), None)
 
 
 def child_environment(environ: Mapping[str, str], frozen: bool) -> dict[str, str]:
@@ -101,6 +125,22 @@ class Desktop:
                 log.warning("clipboard tool %s failed: %s", command[0], exc)
                 failures.append(command[0])
         raise DesktopError(f"{', '.join(failures)} failed")
+
+    def start(self, program: Path) -> None:
+        """Start an installed program (Kiro): an .app or .exe opens like a document, elsewhere it is run."""
+        if self._platform in ("win32", "darwin"):
+            self.open(program)
+            return
+        try:
+            subprocess.Popen(
+                [os.fspath(program)],
+                env=child_environment(self._environ, self._frozen),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise DesktopError(exc.strerror or str(exc)) from exc
 
     def open(self, target: str | Path) -> None:
         where = os.fspath(target)

@@ -9,21 +9,24 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from ..config import Settings, write_default_config
+from .. import __version__
+from ..config import ConfigError, Settings, set_config_value, write_default_config
 from ..i18n import Translator, choose_language
 from ..state import KIRO_SUPPORT_URL, AppState, Phase, Status, TokenHealth
 from ..wording import (
+    UNUSABLE_TOKEN,
     Level,
     level_of,
     login_line,
-    port_in_use,
     quota_line,
     requests_line,
     shorten,
@@ -34,7 +37,8 @@ from ..wording import (
 from . import autostart as autostart_module
 from .icons import menu_bar_icon, status_icon
 from .menu_bar import retina_icon_class
-from .shell import Desktop, DesktopActions, DesktopError
+from .notices import notices
+from .shell import KIRO_DOWNLOAD_URL, Desktop, DesktopActions, DesktopError, kiro_program
 from .translocation import placement_problem
 from .ui_thread import PostMessage, UiThread
 
@@ -89,6 +93,7 @@ class TrayUI:
         clock: Callable[[], datetime] = lambda: datetime.now().astimezone(),
         ui_post: PostMessage | None = None,
         placement: Callable[[], str] | None = None,
+        find_kiro: Callable[[], Path | None] = kiro_program,
     ) -> None:
         import pystray
 
@@ -103,6 +108,9 @@ class TrayUI:
         self.tick_interval = tick_interval  # "expires in N min" changes with time alone
         self._clock = clock
         self._placement = placement or placement_problem  # where the app runs from, if that is a problem
+        self._find_kiro = find_kiro
+        self.notifications_on = settings.notifications
+        self._told: set[tuple[str, str]] = set()  # events already notified, so each is told once
         self._closed = threading.Event()
         self._quitting = False
         self._refresh_lock = threading.Lock()
@@ -165,11 +173,14 @@ class TrayUI:
             # The default item is what a left click does on Windows: something harmless, never Stop.
             # pystray runs the default item on a left click even when it is disabled: guard the action too.
             item(tr("menu.open_status"), _only_when(running, self.open_status_page), enabled=running, default=True),
+            item(tr("menu.open_kiro"), self.open_kiro, visible=lambda _: self._login_missing()),
             pystray.Menu.SEPARATOR,
             item(tr("menu.open_logs"), self.open_logs),
             item(tr("menu.open_config"), self.open_config),
             item(tr("menu.autostart"), self.toggle_autostart, checked=lambda _: self._autostart_enabled()),
+            item(tr("menu.notifications"), self.toggle_notifications, checked=lambda _: self.notifications_on),
             pystray.Menu.SEPARATOR,
+            item(tr("menu.about", version=__version__), self.about),
             item(tr("menu.quit"), self.quit),
         )
 
@@ -177,6 +188,10 @@ class TrayUI:
         """The URL clients use: the live address while running (the port may differ from the setting)."""
         address = self.state.snapshot().address
         return f"http://{address}/v1" if address else self.settings.base_url
+
+    def _login_missing(self) -> bool:
+        token = self.state.snapshot().token
+        return token.health in UNUSABLE_TOKEN and not (token.health is TokenHealth.EXPIRED and token.renewable)
 
     def _serving(self) -> bool:
         return self.state.snapshot().phase in (Phase.STARTING, Phase.RUNNING)
@@ -217,6 +232,31 @@ class TrayUI:
             self.notify(self.tr("notify.open_failed", target=str(config_file), reason=exc.strerror or exc))
             return
         self._open(str(config_file))
+
+    def open_kiro(self) -> None:
+        """Kiro signs in, ki2api's watcher notices the new login by itself; without Kiro, its download page."""
+        program = self._find_kiro()
+        if program is None:
+            self.notify(self.tr("notify.kiro_not_found"))
+            self._open(KIRO_DOWNLOAD_URL)
+            return
+        try:
+            self.desktop.start(program)
+        except DesktopError as exc:
+            self.notify(self.tr("notify.open_failed", target=str(program), reason=exc))
+
+    def about(self) -> None:
+        folder = str(self.settings.app_paths.config_dir)
+        self.notify(self.tr("notify.about", version=__version__, python=platform.python_version(), folder=folder))
+
+    def toggle_notifications(self) -> None:
+        """Switch state notifications on or off, and keep the choice in config.json for the next start."""
+        self.notifications_on = not self.notifications_on
+        try:
+            set_config_value(self.settings.app_paths.config_file, "notifications", self.notifications_on)
+        except (OSError, ConfigError) as exc:
+            log.warning("could not save the notification switch: %s", exc)
+        self._schedule_refresh()
 
     def toggle_autostart(self) -> None:
         try:
@@ -322,24 +362,11 @@ class TrayUI:
         self._schedule_refresh()
 
     def _notify_transition(self, before: Status, after: Status) -> None:
-        tr = self.tr
-        if after.phase is Phase.ERROR and before.phase is not Phase.ERROR:
-            port = port_in_use(after)
-            if port is not None:
-                self.notify(tr("notify.port_in_use", port=port))
-            elif before.phase is Phase.RUNNING:
-                self.notify(tr("notify.crashed", error=after.last_error))
-            else:
-                self.notify(tr("notify.start_failed", error=after.last_error))
-        health = after.token.health
-        if health is not before.token.health:
-            # An expired token with a refresh token is renewed by the keeper within a minute: no alarm.
-            if health is TokenHealth.EXPIRED and not after.token.renewable:
-                self.notify(tr("notify.token_expired"))
-            elif health is TokenHealth.REFRESH_FAILED:
-                self.notify(tr("notify.refresh_failed"))
-            elif health is TokenHealth.SUSPENDED:
-                self.notify(tr("notify.suspended", message=after.token.detail))
+        """Tell the person about changes they have to act on, each event once, unless switched off."""
+        if not self.notifications_on:
+            return
+        for message in notices(before, after, self.tr, self._clock(), self._told):
+            self.notify(message)
 
     def _tick(self) -> None:
         while not self._closed.wait(self.tick_interval):
