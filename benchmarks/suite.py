@@ -27,6 +27,7 @@ from .core_speed import events_per_second
 from .load import burst, paced_streams, requests_per_second, streamed_requests
 from .process import FakeKiroProcess, ServerProcess, VirtualScreen
 from .table import Figure, Target, render
+from .usage_cost import store_costs
 
 QUOTA_WAIT = 10.0  # ki2api reads the quota ~2 s after it starts; idle memory is measured after that
 
@@ -86,9 +87,26 @@ def core_figures(plan: Plan) -> list[Figure]:
     target = Target(">=", 50_000)
     openai = events_per_second("openai", seconds=plan.core_seconds)
     anthropic = events_per_second("anthropic", seconds=plan.core_seconds)
+    _progress("usage store")
+    records = 2_000 if plan.core_seconds < 1 else 8_000  # under the queue limit: nothing is dropped
+    add_us, rows_per_second = store_costs(records)
     return [
         Figure("core: decode + translate + OpenAI chunks (1 core)", openai, "events/s", target),
         Figure("core: decode + translate + Anthropic events (1 core)", anthropic, "events/s", target),
+        Figure(
+            "usage store: queueing one request's record",
+            add_us,
+            "us",
+            Target("<=", 50),
+            f"on the request path; {records:,} records",
+        ),
+        Figure(
+            "usage store: rows written by its thread",
+            rows_per_second,
+            "rows/s",
+            Target(">=", 1_000),
+            "batched inserts, SQLite WAL, off the request path",
+        ),
     ]
 
 

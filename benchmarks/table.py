@@ -15,6 +15,8 @@ _UNITS: dict[str, tuple[str, str]] = {
     "MB": ("{:.1f}", " MB"),
     "events/s": ("{:,.0f}", " events/s"),
     "req/s": ("{:,.0f}", " req/s"),
+    "us": ("{:.1f}", " µs"),
+    "rows/s": ("{:,.0f}", " rows/s"),
 }
 
 

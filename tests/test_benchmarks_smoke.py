@@ -23,6 +23,8 @@ FIGURES = [
     "non-stream, 32 clients: requests via ki2api",
     "core: decode + translate + OpenAI chunks",
     "core: decode + translate + Anthropic events",
+    "usage store: queueing one request's record",
+    "usage store: rows written by its thread",
     "server process: idle RSS after start",
     "server process: RSS after 100 streamed requests",
     "server process: RSS growth, requests",
