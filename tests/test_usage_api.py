@@ -102,6 +102,7 @@ def test_what_ki2api_changed_is_recorded_per_request(proxy: Proxy) -> None:
             {"role": "user", "content": "two"},
         ],
         tools=[tool],
+        temperature=0.2,
     )
     settled(proxy)
     (row,) = get(proxy, "/api/requests").json()["requests"]
@@ -110,6 +111,7 @@ def test_what_ki2api_changed_is_recorded_per_request(proxy: Proxy) -> None:
     assert "system_in_first_message" in kinds
     assert kinds["tool_renamed"].startswith(long_name + " -> ")
     assert kinds["model_substituted"].startswith("gpt-4o -> ")
+    assert kinds["field_removed"] == "temperature"  # Kiro has no sampling settings
 
 
 @pytest.mark.parametrize(

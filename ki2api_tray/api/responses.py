@@ -102,7 +102,8 @@ async def unless_abandoned(request: Request, work: Awaitable[T], stopping: Calla
 
 async def begin(relay: Relay, chat: ChatRequest, trace: Trace | None = None) -> tuple[Turn, Batches, list[StreamEvent]]:
     """Prepare the turn and wait for Kiro's first chunk, so errors before it still get a proper HTTP status."""
-    turn, batches = await answer(relay, chat)
+    turn, answered = await answer(relay, chat)
+    batches: Batches = answered
     if trace is not None:
         trace.prepared(turn)
         batches = trace.watch(batches)

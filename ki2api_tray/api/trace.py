@@ -100,6 +100,9 @@ class Trace:
             context_percent=usage.context_percent if usage is not None else None,
             credits=usage.credits if usage is not None else None,
             stream=self.chat.stream,
-            changes=tuple((a.kind, a.detail) for a in turn.adjustments) if turn is not None else (),
+            changes=(
+                *((a.kind, a.detail) for a in (turn.adjustments if turn is not None else ())),
+                *(("field_removed", name) for name in self.chat.dropped),
+            ),
         )
         self._reporter.request_finished(status < 400, message, record)
