@@ -140,7 +140,9 @@ def test_no_token_in_logs_health_status_page_or_errors(running: Proxy, caplog: p
         seen.add_response("/v1/models", client.get("/v1/models"))
 
     seen.add("tray text", _tray_text(running))
-    seen.add("ki2api-tray status", status_report(runtime.settings))
+    report = status_report(runtime.settings)
+    seen.add("ki2api-tray status", report.as_text())
+    seen.add("ki2api-tray status --json", report.as_json())
     seen.add("token store", repr(runtime.tokens) + "\n" + runtime.tokens.describe())
     seen.add("settings", repr(runtime.settings))
     seen.add("log", caplog.text)  # formatted records, tracebacks included
