@@ -113,6 +113,9 @@ EN: dict[str, str] = {
     "page.token_hint.refresh_failed": "Kiro did not renew the login. Open Kiro and sign in again.",
     "page.token_hint.expiring": "ki2api renews it on the next request.",
     "page.token_hint.valid": "",
+    "page.token_hint.suspended": "Kiro locked this account. Only Kiro support can unlock it.",
+    "page.token_hint.exhausted": "The credits are used up until the plan resets.",
+    "page.token_hint.cooldown": "Kiro is limiting this account for a while; ki2api rests it meanwhile.",
     "page.language": "中文",
     "page.web_hint": "Browser-based clients: web pages may call ki2api only from origins you allow. Start "
     "ki2api with KI2API_ALLOWED_ORIGINS set to the page's origin (comma-separated, * wildcards), e.g.",
@@ -209,6 +212,9 @@ ZH: dict[str, str] = {
     "page.token_hint.refresh_failed": "Kiro 没有续期登录。请打开 Kiro 重新登录。",
     "page.token_hint.expiring": "ki2api 会在下一次请求时续期。",
     "page.token_hint.valid": "",
+    "page.token_hint.suspended": "Kiro 锁定了此账号，只有 Kiro 支持团队可以解锁。",
+    "page.token_hint.exhausted": "积分已用完，套餐重置后恢复。",
+    "page.token_hint.cooldown": "Kiro 暂时限制了此账号的请求频率，ki2api 会让它休息一会儿。",
     "page.language": "English",
     "page.web_hint": "网页客户端：只有你允许的来源（origin）才能从浏览器调用 ki2api。启动前把 KI2API_ALLOWED_ORIGINS "
     "设为该网页的来源（逗号分隔，可用 * 通配），例如：",

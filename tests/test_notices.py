@@ -66,7 +66,9 @@ def test_a_suspended_account_and_used_up_credits_are_told() -> None:
     said = "Your User ID (d-123) temporarily is suspended. We've locked your account as a security precaution."
     before = state.snapshot()
     reporter.request_finished(False, said, RequestRecord(time=NOW, status=403, error_kind="kiro_forbidden", error=said))
-    assert notices(before, state.snapshot(), EN, NOW, set()) == [f"Kiro has locked this account: {said}"]
+    assert notices(before, state.snapshot(), EN, NOW, set()) == [
+        f"Kiro suspended your account; ki2api stopped using it. Kiro said: {said}"
+    ]
     before = state.snapshot()
     reporter.request_finished(True, "", RequestRecord(time=NOW))
     assert state.snapshot().account_alert == ""

@@ -23,7 +23,6 @@ from ..config import ConfigError, Settings, set_config_value, write_default_conf
 from ..i18n import Translator, choose_language
 from ..state import KIRO_SUPPORT_URL, AppState, Phase, Status, TokenHealth
 from ..wording import (
-    UNUSABLE_TOKEN,
     Level,
     level_of,
     login_line,
@@ -191,7 +190,10 @@ class TrayUI:
 
     def _login_missing(self) -> bool:
         token = self.state.snapshot().token
-        return token.health in UNUSABLE_TOKEN and not (token.health is TokenHealth.EXPIRED and token.renewable)
+        # Signing in helps only when the login itself is the problem (not a locked or exhausted account).
+        if token.health is TokenHealth.EXPIRED:
+            return not token.renewable
+        return token.health in (TokenHealth.MISSING, TokenHealth.UNREADABLE, TokenHealth.REFRESH_FAILED)
 
     def _serving(self) -> bool:
         return self.state.snapshot().phase in (Phase.STARTING, Phase.RUNNING)
