@@ -161,7 +161,7 @@ def test_status_command_names_kind_and_source(fake: FakeKiro, isolated_home: Pat
     account = fake.accounts.add_builder_id()
     write_kiro_cli_db(isolated_home, account=account)
 
-    text = status_report(load_settings())
+    text = status_report(load_settings()).as_text()
 
     assert "Login:        Builder ID, from kiro-cli" in text
     assert str(kiro_cli_db_path(isolated_home)) in text
