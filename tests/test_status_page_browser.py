@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -100,6 +101,11 @@ def busy_proxy(proxy: Proxy) -> Proxy:
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "[[fake:error:400]]"}])
     usage = proxy.runtime.usage
     assert usage is not None and usage.flush()
+    # The forecast needs the plan's figures, which the server reads from Kiro shortly after it starts.
+    deadline = time.monotonic() + 60
+    while proxy.runtime.state.snapshot().quota is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert proxy.runtime.state.snapshot().quota is not None, "ki2api never read the quota"
     return proxy
 
 

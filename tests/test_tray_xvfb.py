@@ -45,7 +45,7 @@ def test_tray_xvfb_icon_docks_and_menu_opens(tmp_path: Path) -> None:
     assert _count(image, tray_cell, lambda p: p[1] > 150 and p[0] < 110 and p[2] < 140) > 20
 
     # The menu: a light panel below the tray with dark text on it (the screen behind it is black).
-    menu_area = (0, 40, 300, 330)
+    menu_area = (0, 40, 300, 450)  # the whole menu, About and Quit included
     light = _count(image, menu_area, lambda p: min(p) > 220)
     text = _count(image, menu_area, lambda p: max(p) < 90)
     assert light > 40_000

@@ -39,7 +39,7 @@ wait_until() {  # wait_until SECONDS COMMAND...: poll a condition with a deadlin
 
 # -displayfd: Xvfb picks a free display number itself, so parallel runs cannot collide. -noreset: otherwise
 # the server resets when its last client (the readiness probe) disconnects, and the next client fails.
-Xvfb -displayfd 3 -screen 0 480x360x24 -nolisten tcp -noreset 3>"$work/display" >"$work/xvfb.log" 2>&1 &
+Xvfb -displayfd 3 -screen 0 480x480x24 -nolisten tcp -noreset 3>"$work/display" >"$work/xvfb.log" 2>&1 &
 pids+=($!)
 wait_until 10 test -s "$work/display"
 export DISPLAY=":$(tr -d '[:space:]' <"$work/display")"
