@@ -61,6 +61,10 @@ class Settings:
     host_order: str = "auto"
     # §7: how long a login rests after Kiro's "suspicious activity" 429.
     suspicious_cooldown: float = 900.0
+    # Names that are no Claude model at all (a client's `gpt-4o`) are served by this Kiro model.
+    default_model: str = "auto"
+    # "nearest": an unoffered Claude name gets the nearest offered model of its family; "strict": a 404.
+    model_fallback: str = "nearest"
     # "auto" follows the OS locale; "en" or "zh" force a language in the tray.
     language: str = "auto"
     log_level: str = "INFO"
@@ -152,6 +156,8 @@ ENVIRONMENT = {
     "KIRO_CLI_DB": "kiro_cli_db",
     "KIRO_PROFILE_ARN": "profile_arn",
     "KI2API_LOGIN_SOURCES": "login_sources",
+    "KI2API_DEFAULT_MODEL": "default_model",
+    "KI2API_MODEL_FALLBACK": "model_fallback",
     "KI2API_LANGUAGE": "language",
     "KI2API_LOG_LEVEL": "log_level",
     "KI2API_MAX_BODY_BYTES": "max_body_bytes",
@@ -283,6 +289,10 @@ def load_settings(
         raise ConfigError(f"builder_id_arn must be omit or placeholder, got {settings.builder_id_arn!r}")
     if settings.host_order not in ("auto", "aws_first"):
         raise ConfigError(f"host_order must be auto or aws_first, got {settings.host_order!r}")
+    if settings.model_fallback not in ("nearest", "strict"):
+        raise ConfigError(f"KI2API_MODEL_FALLBACK must be nearest or strict, got {settings.model_fallback!r}")
+    if not settings.default_model.strip():
+        raise ConfigError("KI2API_DEFAULT_MODEL must name a model, e.g. auto")
     return settings
 
 

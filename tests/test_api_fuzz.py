@@ -32,6 +32,7 @@ OPERATIONS = [
     ("GET", "/health"),
     ("GET", "/v1/models"),
     ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/responses"),
     ("POST", "/v1/messages"),
     ("POST", "/v1/messages/count_tokens"),
 ]
@@ -76,7 +77,12 @@ def check_response(path: str, status: int, content_type: str, body: bytes) -> No
         data = [line[5:].strip() for line in body.decode("utf-8").split("\n") if line.startswith("data:")]
         events = [json.loads(d) for d in data if d != "[DONE]"]
         assert not [e for e in events if "error" in e and e.get("type") in (None, "error")], events[-1:]
-        ended = data[-1] == "[DONE]" if path == "/v1/chat/completions" else events[-1]["type"] == "message_stop"
+        if path == "/v1/chat/completions":
+            ended = data[-1] == "[DONE]"
+        elif path == "/v1/responses":
+            ended = events[-1]["type"] in ("response.completed", "response.incomplete")
+        else:
+            ended = events[-1]["type"] == "message_stop"
         assert ended, f"the stream did not end properly: {data[-3:]}"
         return
     assert isinstance(json.loads(body), dict)

@@ -116,3 +116,27 @@ def test_claude_code_tool_round_trip(proxy: Proxy, isolated_home: Path, tmp_path
     assert result["num_turns"] == 2
     assert "Echo:" in result["result"]
     assert result["permission_denials"] == []
+
+
+def test_claude_code_web_search_runs_kiro_search(proxy: Proxy, isolated_home: Path, tmp_path: Path) -> None:
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    arguments = json.dumps({"query": "python 3.14 release date"})
+    marker = f"[[fake:tool:WebSearch:{arguments}]]"
+
+    result = run_claude(proxy, isolated_home, cwd, f"Search the web please {marker}", "--allowedTools", "WebSearch")
+
+    fake = proxy.kiro.fake
+    assert fake.rejections == [], "ki2api sent Kiro a request it refuses"
+    # Claude Code's WebSearch tool sent its side query; ki2api answered it with Kiro's /mcp search.
+    [search] = [r.json for r in fake.mcp_requests()]
+    assert search["params"]["arguments"]["query"] == "python 3.14 release date"
+    bodies = [request.json for request in fake.chat_requests()]
+    with_results = [body for body in bodies if current(body).get("userInputMessageContext", {}).get("toolResults")]
+    assert len(with_results) == 1
+    [tool_result] = current(with_results[0])["userInputMessageContext"]["toolResults"]
+    assert tool_result["toolUseId"] == tool_use_id_for("WebSearch", arguments)
+    text = "".join(block["text"] for block in tool_result["content"])
+    # What Claude Code hands its model: the links the search found, not "Did 0 searches".
+    assert "https://example.org/python-3-14-release-date/1" in text, text[:2000]
+    assert "Echo:" in result["result"]

@@ -13,7 +13,7 @@ import pytest
 
 from ki2api_tray.kiro import upstream
 from tests.fake_kiro import MODEL_IDS, TOO_LONG, ErrorReply, StreamReply, scenarios
-from tests.fixtures_proxy import Proxy
+from tests.fixtures_proxy import Proxy, start_proxy
 
 
 def received(proxy: Proxy) -> dict[str, Any]:
@@ -87,9 +87,9 @@ def test_model_names_resolve(proxy: Proxy) -> None:
     seen = {}
     for requested in RESOLVED:
         reply = ask(proxy, requested)
-        # Clients match responses to the name they asked for, so that is what comes back.
+        # Honest names: the answer names the Kiro model that served it, whatever spelling was sent.
         seen[requested] = (sent_model(proxy), reply.model)
-    assert seen == {requested: (kiro_id, requested) for requested, kiro_id in RESOLVED.items()}
+    assert seen == {requested: (kiro_id, kiro_id) for requested, kiro_id in RESOLVED.items()}
 
 
 def test_model_thinking_suffix_resolves_and_enables_thinking(proxy: Proxy) -> None:
@@ -110,6 +110,7 @@ def test_model_not_offered_falls_back_with_log_line(proxy: Proxy, caplog: pytest
         with caplog.at_level(logging.INFO, logger="ki2api_tray"):
             reply = ask(proxy, requested)
         assert reply.choices[0].message.content == "Echo: hi"
+        assert reply.model == sent_model(proxy), "the answer must say which model really answered"
         logged = [r.getMessage() for r in caplog.records if requested in r.getMessage()]
         seen[requested] = (sent_model(proxy), any(sent_model(proxy) in line for line in logged))
     assert seen == {requested: (kiro_id, True) for requested, kiro_id in FALLBACKS.items()}
@@ -120,7 +121,44 @@ def test_model_anthropic_dated_name(proxy: Proxy) -> None:
         model="claude-opus-4-6", max_tokens=32, messages=[{"role": "user", "content": "hi"}]
     )
     assert sent_model(proxy) == "claude-opus-4.6"
-    assert message.model == "claude-opus-4-6"
+    assert message.model == "claude-opus-4.6"
+
+
+def test_model_of_a_family_kiro_does_not_offer_is_model_not_found(proxy: Proxy) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        ask(proxy, "claude-fable-5")
+    assert caught.value.code == "model_not_found"
+    assert "claude-opus-4.6" in caught.value.message and "claude-sonnet-4.5" in caught.value.message
+    with pytest.raises(anthropic.NotFoundError) as refused:
+        proxy.anthropic().messages.create(
+            model="claude-fable-5", max_tokens=8, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert "not offered" in refused.value.message
+    assert proxy.kiro.fake.chat_requests() == []
+
+
+def test_strict_fallback_and_default_model_settings(kiro_env: Any) -> None:
+    runtime = start_proxy(kiro_env, model_fallback="strict", default_model="claude-haiku-4-5")
+    try:
+        client = Proxy(runtime, f"http://{runtime.state.snapshot().address}", kiro_env).openai()
+        with pytest.raises(openai.NotFoundError, match="KI2API_MODEL_FALLBACK=strict"):
+            client.chat.completions.create(model="claude-opus-4-8", messages=[{"role": "user", "content": "hi"}])
+        reply = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        assert reply.model == "claude-haiku-4.5"
+    finally:
+        runtime.service.close()
+
+
+def test_models_list_carries_context_length(proxy: Proxy) -> None:
+    listed = {m["id"]: m for m in proxy.openai().models.list().model_dump()["data"]}
+    assert listed["claude-sonnet-4.6"]["context_length"] == 1_000_000
+    assert listed["claude-sonnet-4-6"]["kiro_model"] == "claude-sonnet-4.6"
+    assert listed["auto-kiro"]["kiro_model"] == "auto"
+    page = proxy.anthropic().models.list()
+    by_id = {m.id: m for m in page.data}
+    assert by_id["claude-opus-4-6"].max_input_tokens == 1_000_000 and by_id["claude-haiku-4.5"].max_tokens == 8192
+    for model_id in by_id:  # every listed id is accepted as it is
+        ask(proxy, model_id)
 
 
 # --- usage --------------------------------------------------------------------------------------------

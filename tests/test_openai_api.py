@@ -31,7 +31,7 @@ def test_chat_non_stream_returns_kiro_text_and_usage(proxy: Proxy) -> None:
 
     assert reply.choices[0].message.content == "Hello from Kiro 你好 🎉"
     assert reply.choices[0].finish_reason == "stop"
-    assert reply.model == MODEL
+    assert reply.model == "claude-sonnet-4"  # the Kiro model that answered, not the spelling sent
     assert reply.usage is not None and reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens > 0
     sent = proxy.kiro.fake.chat_requests()[-1]
     assert sent.json["conversationState"]["currentMessage"]["userInputMessage"]["modelId"] == "claude-sonnet-4"

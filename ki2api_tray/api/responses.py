@@ -12,16 +12,20 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 import anyio
 from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ..core.errors import Ki2apiError, KiroUnavailable
-from ..core.model import ChatRequest, StreamEvent
+from ..core.errors import InvalidRequest, Ki2apiError, KiroUnavailable
+from ..core.model import ChatRequest, Finish, StreamEvent, TextDelta, Usage, WebSearch
+from ..core.tokencount import estimate_request_tokens
+from ..core.web_search import query_from_request, search_function_name, search_tool, summary_text
 from ..kiro.answer import answer
 from ..kiro.relay import Relay, Turn
+from ..kiro.web_search import WebSearcher, search_id, search_rounds
 from .trace import Trace
 
 log = logging.getLogger(__name__)
@@ -114,6 +118,56 @@ async def begin(relay: Relay, chat: ChatRequest, trace: Trace | None = None) -> 
     if trace is not None:
         trace.first_chunk()
     return turn, batches, first
+
+
+async def begin_searching(
+    relay: Relay, searcher: WebSearcher, chat: ChatRequest, trace: Trace | None = None
+) -> tuple[Turn, Batches, list[StreamEvent]]:
+    """As `begin`, with a search function offered to the model; its calls are run here (`search_rounds`).
+
+    The rounds go to Kiro directly, not through `answer`: stop strings and structured output do not apply.
+    """
+    name = search_function_name(chat)
+    turn = await relay.prepare(replace(chat, tools=(*chat.tools, search_tool(name))))
+    batches: Batches = search_rounds(relay, searcher, turn, tool_name=name)
+    if trace is not None:
+        trace.prepared(turn)
+        batches = trace.watch(batches)
+    try:
+        first = await batches.__anext__()
+    except StopAsyncIteration:
+        first = []
+    if trace is not None:
+        trace.first_chunk()
+    return turn, batches, first
+
+
+async def search_only(searcher: WebSearcher, chat: ChatRequest) -> list[StreamEvent]:
+    """A request that is only a search (Claude Code's WebSearch side query): Kiro's search, no model call.
+
+    A refused search is raised, so the client gets a clear error instead of "0 results".
+    """
+    query = query_from_request(chat)
+    if not query:
+        raise InvalidRequest("The web search request has no user text to search for.", param="messages")
+    search = WebSearch(search_id(), query, await searcher.search(query))
+    text = summary_text(search.query, search.results)
+    return [search, TextDelta(text), Usage(estimate_request_tokens(chat), max(1, len(text) // 4)), Finish("end_turn")]
+
+
+async def _listed(events: list[StreamEvent]) -> Batches:
+    if events:
+        yield events
+
+
+def as_batches(events: list[StreamEvent]) -> Batches:
+    """Events already in hand, as the batches `sse_response` reads."""
+    return _listed(events)
+
+
+def answered_by(turn: Turn) -> str:
+    """The `model` an answer names: the Kiro model that served it, whatever name the client sent."""
+    return turn.model.model.model_id
 
 
 async def collect(first: list[StreamEvent], batches: Batches) -> list[StreamEvent]:

@@ -33,7 +33,7 @@ from ..core.anthropic_format import (
 )
 from ..core.errors import AuthenticationFailed, InvalidRequest, Ki2apiError, RequestTooLarge
 from ..core.model import ChatRequest, StreamEvent
-from ..core.models import public_model_ids
+from ..core.models import public_models
 from ..core.openai_format import (
     OpenAIStreamEncoder,
     openai_completion,
@@ -41,20 +41,30 @@ from ..core.openai_format import (
     openai_model_list,
     openai_to_chat,
 )
+from ..core.responses_request import responses_to_chat
+from ..core.responses_response import ResponsesEncoder, responses_object
 from ..core.sse import format_sse
+from ..core.tokencount import estimate_request_tokens
+from ..core.web_search import anthropic_search_tool
 from ..kiro.images import ImageFetcher
 from ..kiro.keeper import keep_fresh
 from ..kiro.relay import Relay
 from ..kiro.tokens import TokenStore
 from ..kiro.upstream import KiroClient
+from ..kiro.web_search import WebSearcher
 from ..state import Phase, Reporter, Status
 from ..usage.store import UsageStore
 from .guard import GuardPolicy, RequestGuard
+from .response_store import ResponseStore
 from .responses import (
     ClientGone,
     SurrogateSafeJSONResponse,
+    answered_by,
+    as_batches,
     begin,
+    begin_searching,
     collect,
+    search_only,
     sse_response,
     unless_abandoned,
 )
@@ -92,7 +102,10 @@ def create_app(
             app.state.client = client
             # Off loopback, image URLs must not reach this machine or its network (unless the user allows it).
             images = ImageFetcher(guard_private=not (settings.on_loopback or settings.image_fetch_private))
-            app.state.relay = Relay(client, images)
+            app.state.relay = Relay(
+                client, images, default_model=settings.default_model, fallback=settings.model_fallback
+            )
+            app.state.searcher = WebSearcher(settings, client, http)
             keeper = asyncio.create_task(keep_fresh(tokens, client, http, reporter))
             try:
                 yield
@@ -113,6 +126,7 @@ def create_app(
     # Applied to the whole app, in front of routing: it covers every route, including ones added later.
     app.add_middleware(RequestGuard, policy=GuardPolicy.from_settings(settings), refuse=_error_response)
     expected_key = settings.api_key.encode("utf-8")
+    stored = ResponseStore()
 
     def check_key(request: Request) -> None:
         sent = request.headers.get("x-api-key", "")
@@ -144,6 +158,9 @@ def create_app(
 
     def relay(request: Request) -> Relay:
         return request.app.state.relay  # type: ignore[no-any-return]
+
+    def searcher(request: Request) -> WebSearcher:
+        return request.app.state.searcher  # type: ignore[no-any-return]
 
     def stopping() -> bool:
         return status().phase is Phase.STOPPING
@@ -219,16 +236,27 @@ def create_app(
     @app.get("/v1/models")
     async def list_models(request: Request) -> dict[str, Any]:
         check_key(request)
-        ids = public_model_ids(await request.app.state.client.models())
+        models = public_models(await request.app.state.client.models())
         if "anthropic-version" in request.headers:
-            data = [{"type": "model", "id": i, "display_name": i, "created_at": "2025-05-14T00:00:00Z"} for i in ids]
+            data = [
+                {
+                    "type": "model",
+                    "id": model_id,
+                    "display_name": info.display_name or model_id,
+                    "created_at": "2025-05-14T00:00:00Z",
+                    "lifecycle": "active",
+                    "max_input_tokens": info.max_input_tokens,
+                    "max_tokens": info.max_output_tokens,
+                }
+                for model_id, info in models
+            ]
             return {
                 "data": data,
                 "has_more": False,
-                "first_id": ids[0] if ids else None,
-                "last_id": ids[-1] if ids else None,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
             }
-        return openai_model_list(ids, created=1_747_180_800)
+        return openai_model_list(models, created=1_747_180_800)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
@@ -236,19 +264,25 @@ def create_app(
         raw = await read_json(request)
         chat = openai_to_chat(raw)
         trace = trace_for(request, "openai", chat)
-        _, batches, first = await settle(request, trace, begin(relay(request), chat, trace))
+        if isinstance(raw, dict) and isinstance(raw.get("web_search_options"), dict):
+            # OpenAI's search models take `web_search_options`; here the model gets Kiro's search as a tool.
+            work = begin_searching(relay(request), searcher(request), chat, trace)
+        else:
+            work = begin(relay(request), chat, trace)
+        turn, batches, first = await settle(request, trace, work)
+        model = answered_by(turn)
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         if not chat.stream:
             events = await settle(request, trace, collect(first, batches))
             trace.finish()
             return SurrogateSafeJSONResponse(
-                openai_completion(events, model=chat.model, completion_id=completion_id, created=created)
+                openai_completion(events, model=model, completion_id=completion_id, created=created)
             )
         options = raw.get("stream_options") if isinstance(raw, dict) else None
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         encoder = OpenAIStreamEncoder(
-            model=chat.model, completion_id=completion_id, created=created, include_usage=include_usage
+            model=model, completion_id=completion_id, created=created, include_usage=include_usage
         )
 
         def encode(batch: list[StreamEvent]) -> bytes:
@@ -267,19 +301,89 @@ def create_app(
             stopping=stopping,
         )
 
+    @app.post("/v1/responses")
+    async def responses(request: Request) -> Response:
+        check_key(request)
+        parsed = stored.continued(responses_to_chat(await read_json(request)))
+        if parsed.dropped_tools:
+            log.info("Responses API: built-in tools Kiro cannot run were left out: %s", ", ".join(parsed.dropped_tools))
+        if parsed.skipped_items:
+            log.info("Responses API: input items with no Kiro counterpart skipped: %s", ", ".join(parsed.skipped_items))
+        chat = parsed.chat
+        trace = trace_for(request, "openai", chat)
+        if parsed.web_search:
+            work = begin_searching(relay(request), searcher(request), chat, trace)
+        else:
+            work = begin(relay(request), chat, trace)
+        turn, batches, first = await settle(request, trace, work)
+        response_id = f"resp_{uuid.uuid4().hex}"
+        envelope = {
+            **parsed.echo,
+            "model": answered_by(turn),
+            "store": parsed.store,
+            "previous_response_id": parsed.previous_response_id,
+        }
+        encoder = ResponsesEncoder(
+            response_id=response_id, created_at=int(time.time()), envelope=envelope, origins=parsed.origins
+        )
+
+        def remember() -> None:
+            if parsed.store and encoder.finished:
+                stored.put(response_id, (*chat.messages, encoder.assistant_message()))
+
+        if not chat.stream:
+            events = await settle(request, trace, collect(first, batches))
+            trace.finish()
+            body = responses_object(encoder, events)
+            remember()
+            return SurrogateSafeJSONResponse(body)
+
+        def encode(batch: list[StreamEvent]) -> bytes:
+            out = b"".join(format_sse(data, name) for event in batch for name, data in encoder.encode(event))
+            remember()
+            return out
+
+        def failed(error: Ki2apiError) -> bytes:
+            return b"".join(format_sse(data, name) for name, data in encoder.fail(error))
+
+        return sse_response(
+            b"".join(format_sse(data, name) for name, data in encoder.start()),
+            first,
+            batches,
+            encode=encode,
+            error=failed,
+            keepalive=b": keep-alive\n\n",
+            closing=b"",
+            outcome=trace,
+            stopping=stopping,
+        )
+
     @app.post("/v1/messages")
     async def messages(request: Request) -> Response:
         check_key(request)
-        chat = anthropic_to_chat(await read_json(request))
+        raw = await read_json(request)
+        chat = anthropic_to_chat(raw)
         trace = trace_for(request, "anthropic", chat)
-        turn, batches, first = await settle(request, trace, begin(relay(request), chat, trace))
+        if anthropic_search_tool(raw) is None:
+            turn, batches, first = await settle(request, trace, begin(relay(request), chat, trace))
+            input_tokens, model = turn.input_tokens, answered_by(turn)
+        elif chat.tools:
+            # The server web_search tool beside ordinary ones: the model may search mid-answer.
+            work = begin_searching(relay(request), searcher(request), chat, trace)
+            turn, batches, first = await settle(request, trace, work)
+            input_tokens, model = turn.input_tokens, answered_by(turn)
+        else:
+            # Only the search tool: Claude Code's WebSearch side query, answered by Kiro's search alone.
+            first = await settle(request, trace, search_only(searcher(request), chat))
+            batches, input_tokens = as_batches([]), estimate_request_tokens(chat)
+            model = chat.model  # no model answered: Kiro's search did
         message_id = f"msg_{uuid.uuid4().hex[:24]}"
         if not chat.stream:
             events = await settle(request, trace, collect(first, batches))
             trace.finish()
-            body = anthropic_message(events, model=chat.model, message_id=message_id, input_tokens=turn.input_tokens)
+            body = anthropic_message(events, model=model, message_id=message_id, input_tokens=input_tokens)
             return SurrogateSafeJSONResponse(body)
-        encoder = AnthropicStreamEncoder(model=chat.model, message_id=message_id, input_tokens=turn.input_tokens)
+        encoder = AnthropicStreamEncoder(model=model, message_id=message_id, input_tokens=input_tokens)
 
         def encode(batch: list[StreamEvent]) -> bytes:
             return b"".join(format_sse(data, name) for event in batch for name, data in encoder.encode(event))

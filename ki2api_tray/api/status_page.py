@@ -159,9 +159,7 @@ def cards(status: Status, tr: Translator, now: datetime, *, base_url: str, root_
             at = status.last_error_at.astimezone()
             moment = f"{at:%H:%M}" if at.date() == now.date() else f"{date_text(at, tr)} {at:%H:%M}"
             when = _small(tr("page.error_when", time=moment, ago=tr("page.ago", duration=_ago(now, at, tr))))
-        sections.append(
-            _section(tr("page.last_error"), status.last_error, when, css="wide error", ident="card-error")
-        )
+        sections.append(_section(tr("page.last_error"), status.last_error, when, css="wide error", ident="card-error"))
     return "".join(sections)
 
 

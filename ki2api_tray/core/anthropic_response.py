@@ -12,7 +12,8 @@ from itertools import groupby
 from typing import Any, Literal
 
 from .errors import ContextLengthExceeded, Ki2apiError
-from .model import Finish, StopReason, StreamEvent, TextDelta, ThinkingDelta, ToolCall, Usage
+from .model import Finish, StopReason, StreamEvent, TextDelta, ThinkingDelta, ToolCall, Usage, WebSearch
+from .web_search import page_age
 
 SseEvent = tuple[str, dict[str, Any]]
 """An SSE event name and its JSON data; the data repeats the name in `type`, as Anthropic's does."""
@@ -66,6 +67,7 @@ class AnthropicStreamEncoder:
         self._open_block: Literal["text", "thinking"] | None = None
         self._next_index = 0
         self._saw_tool_call = False
+        self._searches = 0
         self._usage: Usage | None = None
 
     @property
@@ -107,6 +109,8 @@ class AnthropicStreamEncoder:
                 out += self._delta("thinking", {"type": "thinking_delta", "thinking": event.text})
         elif isinstance(event, ToolCall):
             out += self._tool_call(event)
+        elif isinstance(event, WebSearch):
+            out += self._web_search(event)
         elif isinstance(event, Usage):
             self._usage = event
         elif isinstance(event, Finish):
@@ -133,15 +137,30 @@ class AnthropicStreamEncoder:
         out.append(self._block_stop())
         return out
 
+    def _web_search(self, search: WebSearch) -> list[SseEvent]:
+        """A search ki2api ran: its `server_tool_use` block (input streamed as Anthropic does), then the result."""
+        out = self._close_block()
+        self._searches += 1
+        use, result = web_search_blocks(search)
+        out.append(self._block_start({**use, "input": {}}))
+        delta = {"type": "input_json_delta", "partial_json": json.dumps(use["input"], ensure_ascii=False)}
+        out.append(("content_block_delta", {"type": "content_block_delta", "index": self._index, "delta": delta}))
+        out.append(self._block_stop())
+        out.append(self._block_start(result))
+        out.append(self._block_stop())
+        return out
+
     def _finish(self, finish: Finish) -> list[SseEvent]:
         out = self._close_block()
         self._finished = True
         usage = self._usage
         delta = {"stop_reason": _stop_reason(finish.reason, self._saw_tool_call), "stop_sequence": _matched(finish)}
-        message_usage = {
+        message_usage: dict[str, Any] = {
             "input_tokens": usage.input_tokens if usage else self._input_tokens,
             "output_tokens": usage.output_tokens if usage else 0,
         }
+        if self._searches:
+            message_usage["server_tool_use"] = _server_tool_use(self._searches)
         out.append(("message_delta", {"type": "message_delta", "delta": delta, "usage": message_usage}))
         out.append(("message_stop", {"type": "message_stop"}))
         return out
@@ -178,6 +197,7 @@ def anthropic_message(
     usage: Usage | None = None
     finish = Finish("end_turn")
     saw_tool_call = False
+    searches = 0
     for kind, group in groupby(events, key=type):
         if kind is TextDelta:
             text = "".join(e.text for e in group if isinstance(e, TextDelta))
@@ -193,10 +213,18 @@ def anthropic_message(
             if isinstance(event, ToolCall):
                 saw_tool_call = True
                 content.append({"type": "tool_use", "id": event.id, "name": event.name, "input": _input(event)})
+            elif isinstance(event, WebSearch):
+                searches += 1
+                content.extend(web_search_blocks(event))
             elif isinstance(event, Usage):
                 usage = event
             elif isinstance(event, Finish):
                 finish = event
+    body_usage: dict[str, Any] = _usage_body(
+        usage.input_tokens if usage else input_tokens, usage.output_tokens if usage else 0
+    )
+    if searches:
+        body_usage["server_tool_use"] = _server_tool_use(searches)
     return {
         "id": message_id,
         "type": "message",
@@ -205,8 +233,36 @@ def anthropic_message(
         "content": content,
         "stop_reason": _stop_reason(finish.reason, saw_tool_call),
         "stop_sequence": _matched(finish),
-        "usage": _usage_body(usage.input_tokens if usage else input_tokens, usage.output_tokens if usage else 0),
+        "usage": body_usage,
     }
+
+
+def web_search_blocks(search: WebSearch) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The `server_tool_use` and `web_search_tool_result` blocks of one search (kiro-protocol-2026.md §6.3).
+
+    `encrypted_content` is opaque in Anthropic's API; Kiro has no such thing, so it carries the snippet,
+    as every peer does. A failed search is Anthropic's error object, so the client does not read "0 results".
+    """
+    use = {"type": "server_tool_use", "id": search.id, "name": "web_search", "input": {"query": search.query}}
+    content: Any
+    if search.error:
+        content = {"type": "web_search_tool_result_error", "error_code": "unavailable"}
+    else:
+        content = [
+            {
+                "type": "web_search_result",
+                "title": result.title,
+                "url": result.url,
+                "encrypted_content": result.snippet,
+                "page_age": page_age(result.published_ms),
+            }
+            for result in search.results
+        ]
+    return use, {"type": "web_search_tool_result", "tool_use_id": search.id, "content": content}
+
+
+def _server_tool_use(searches: int) -> dict[str, int]:
+    return {"web_search_requests": searches, "web_fetch_requests": 0}
 
 
 def anthropic_error_body(error: Ki2apiError) -> dict[str, Any]:

@@ -202,8 +202,28 @@ class Finish:
     stop_sequence: str = ""
 
 
-StreamEvent = TextDelta | ThinkingDelta | ToolCall | Usage | Finish
-"""A translated stream is any number of deltas and tool calls, then one `Usage`, then one `Finish`."""
+@dataclass(frozen=True)
+class SearchResult:
+    """One web search hit; `published_ms` is epoch milliseconds, as Kiro's search gives it."""
+
+    title: str
+    url: str
+    snippet: str = ""
+    published_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class WebSearch:
+    """A web search ki2api ran for the model (or for the client); `error` says why it found nothing, if it failed."""
+
+    id: str
+    query: str
+    results: tuple[SearchResult, ...] = ()
+    error: str = ""
+
+
+StreamEvent = TextDelta | ThinkingDelta | ToolCall | WebSearch | Usage | Finish
+"""A translated stream is any number of deltas, tool calls and searches, then one `Usage`, then one `Finish`."""
 
 
 @dataclass(frozen=True)

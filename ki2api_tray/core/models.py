@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .errors import InvalidRequest
 from .model import ModelInfo
@@ -156,7 +156,21 @@ def _family_version(name: str) -> tuple[str, str, int | None]:
     return match["family"], match["variant"], version
 
 
-def _nearest(name: str, available: Sequence[ModelInfo]) -> ModelInfo:
+FallbackPolicy = Literal["nearest", "strict"]
+FALLBACK_POLICIES: tuple[FallbackPolicy, ...] = ("nearest", "strict")
+# Claude Code and some clients say just the line name; they mean that line's newest model.
+_BARE_LINES = {"sonnet", "opus", "haiku"}
+
+
+class ModelNotOffered(InvalidRequest):
+    """A model this Kiro account does not offer (OpenAI's 404 `model_not_found`; Anthropic's not_found_error)."""
+
+    status = 404
+    code = "model_not_found"
+
+
+def _same_family(name: str, available: Sequence[ModelInfo]) -> ModelInfo | None:
+    """The offered model of the same family and variant whose version is closest (newest on a tie), if any."""
     family, variant, version = _family_version(name)
     best: tuple[int, int] | None = None
     chosen: ModelInfo | None = None
@@ -169,39 +183,91 @@ def _nearest(name: str, available: Sequence[ModelInfo]) -> ModelInfo:
         key = (distance, -other_version)
         if best is None or key < best:
             best, chosen = key, info
-    if chosen is not None:
-        return chosen
-    for info in available:
-        if info.model_id == "auto":
-            return info
-    return available[0]
+    return chosen
 
 
-def resolve_model(name: object, available: Sequence[ModelInfo]) -> ResolvedModel:
+def _not_offered(name: str, offered: Sequence[ModelInfo], why: str) -> ModelNotOffered:
+    ids = ", ".join(info.model_id for info in offered)
+    return ModelNotOffered(
+        f"The model {name!r} is not offered by Kiro on this account: {why}. Offered: {ids}.", param="model"
+    )
+
+
+def _split_thinking(name: str) -> tuple[str, bool]:
+    wanted = normalise(name)
+    if wanted in _BARE_LINES:
+        wanted = f"claude-{wanted}"
+    if wanted.endswith(_THINKING_SUFFIX):
+        return normalise(wanted[: -len(_THINKING_SUFFIX)]), True
+    return wanted, False
+
+
+def resolve_model(
+    name: object,
+    available: Sequence[ModelInfo],
+    *,
+    default_model: str = "auto",
+    fallback: FallbackPolicy = "nearest",
+) -> ResolvedModel:
     """Map a client's model name to one Kiro offers; an empty `available` means the static list.
 
-    A `-thinking` suffix asks for extended thinking (Kiro-Go's convention, §4.2). A name Kiro does not
-    offer falls back to the nearest model of the same family, else `auto`, else the first offered.
+    An offered name (in any spelling `normalise` knows) is used as is; a `-thinking` suffix asks for extended
+    thinking (Kiro-Go's convention, §4.2). A Claude name Kiro does not offer goes to the nearest offered model
+    of the same family (`fallback="nearest"`), never to another family or `auto`; with no such model, or with
+    `fallback="strict"`, it is a 404 listing what is offered. A name that is no Claude model at all (`gpt-4o`,
+    a client's default) goes to `default_model` (KI2API_DEFAULT_MODEL).
     """
     if not isinstance(name, str) or not name.strip():
         raise InvalidRequest("model must be a non-empty string naming a model", param="model")
     offered = tuple(available) or STATIC_MODELS
-    wanted = normalise(name)
-    thinking = wanted.endswith(_THINKING_SUFFIX)
-    if thinking:
-        wanted = normalise(wanted[: -len(_THINKING_SUFFIX)])
+    wanted, thinking = _split_thinking(name)
     for info in offered:
         if normalise(info.model_id) == wanted:
             return ResolvedModel(name, info, thinking=thinking, fell_back=False)
-    return ResolvedModel(name, _nearest(wanted, offered), thinking=thinking, fell_back=True)
+    if not wanted.startswith("claude"):
+        default, default_thinking = _split_thinking(default_model)
+        for info in offered:
+            if normalise(info.model_id) == default:
+                return ResolvedModel(name, info, thinking=thinking or default_thinking, fell_back=True)
+        chosen = _same_family(default, offered) if default.startswith("claude") and fallback == "nearest" else None
+        if chosen is None:
+            raise _not_offered(
+                name,
+                offered,
+                f"it is not a Claude model and KI2API_DEFAULT_MODEL={default_model!r} is not offered either",
+            )
+        return ResolvedModel(name, chosen, thinking=thinking or default_thinking, fell_back=True)
+    if fallback == "strict":
+        raise _not_offered(name, offered, "KI2API_MODEL_FALLBACK=strict asks for exact names")
+    chosen = _same_family(wanted, offered)
+    if chosen is None:
+        raise _not_offered(name, offered, "no model of the same family is offered")
+    return ResolvedModel(name, chosen, thinking=thinking, fell_back=True)
+
+
+def public_models(available: Sequence[ModelInfo]) -> list[tuple[str, ModelInfo]]:
+    """What `/v1/models` lists: every name accepted without guessing, with the Kiro model it means.
+
+    The seed's default name (when a Sonnet serves it), every offered Kiro id, the dashed spelling of each
+    Claude id (Anthropic SDKs and Claude Code write `claude-opus-4-6`), and `auto-kiro` for `auto`.
+    """
+    offered = tuple(available) or STATIC_MODELS
+    entries: list[tuple[str, ModelInfo]] = []
+    seed = _same_family(normalise(SEED_MODEL_NAME), offered)
+    if seed is not None:
+        entries.append((SEED_MODEL_NAME, seed))
+    for info in offered:
+        entries.append((info.model_id, info))
+        if info.model_id.startswith("claude-") and "." in info.model_id:
+            entries.append((info.model_id.replace(".", "-"), info))
+        if info.model_id == "auto":
+            entries.append(("auto-kiro", info))
+    unique: dict[str, ModelInfo] = {}
+    for model_id, info in entries:
+        unique.setdefault(model_id, info)
+    return list(unique.items())
 
 
 def public_model_ids(available: Sequence[ModelInfo]) -> list[str]:
-    """What `/v1/models` lists: the seed's default name, every offered Kiro id, and dashed Claude aliases."""
-    ids = [SEED_MODEL_NAME]
-    for info in available:
-        ids.append(info.model_id)
-        if info.model_id.startswith("claude-"):
-            # Anthropic SDKs and Claude Code spell versions with dashes (`claude-opus-4-6`).
-            ids.append(info.model_id.replace(".", "-"))
-    return list(dict.fromkeys(ids))
+    """The ids `/v1/models` lists, in order."""
+    return [model_id for model_id, _ in public_models(available)]

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .errors import Ki2apiError
-from .model import Finish, StopReason, StreamEvent, TextDelta, ThinkingDelta, ToolCall, Usage
+from .model import Finish, ModelInfo, StopReason, StreamEvent, TextDelta, ThinkingDelta, ToolCall, Usage, WebSearch
 
 _FINISH_REASONS: dict[StopReason, str] = {
     "end_turn": "stop",
@@ -70,6 +70,8 @@ class OpenAIStreamEncoder:
         if isinstance(event, Usage):
             self._usage = event
             return []
+        if isinstance(event, WebSearch):
+            return []  # run for the model, which answers with what it found; chat completions has no block for it
         return self._finish(event)
 
     def _tool_call(self, call: ToolCall) -> list[dict[str, Any]]:
@@ -126,7 +128,7 @@ def openai_completion(events: Iterable[StreamEvent], *, model: str, completion_i
             tool_calls.append({"id": event.id, "type": "function", "function": function})
         elif isinstance(event, Usage):
             usage = event
-        else:
+        elif isinstance(event, Finish):
             stop = event.reason
     content = "".join(text)
     message: dict[str, Any] = {
@@ -160,9 +162,20 @@ def openai_error_body(error: Ki2apiError) -> dict[str, Any]:
     return {"error": {"message": error.message, "type": error.kind, "param": error.param, "code": error.code}}
 
 
-def openai_model_list(model_ids: Sequence[str], *, created: int) -> dict[str, Any]:
-    """`GET /v1/models`."""
+def openai_model_list(models: Sequence[tuple[str, ModelInfo]], *, created: int) -> dict[str, Any]:
+    """`GET /v1/models`: every accepted id; `context_length` (OpenRouter's and LiteLLM's name) from Kiro's limits."""
     return {
         "object": "list",
-        "data": [{"id": model_id, "object": "model", "created": created, "owned_by": "kiro"} for model_id in model_ids],
+        "data": [
+            {
+                "id": model_id,
+                "object": "model",
+                "created": created,
+                "owned_by": "kiro",
+                "context_length": info.max_input_tokens,
+                "max_output_tokens": info.max_output_tokens,
+                "kiro_model": info.model_id,
+            }
+            for model_id, info in models
+        ],
     }

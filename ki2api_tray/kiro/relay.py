@@ -17,7 +17,7 @@ from ..core.eventstream import Frame
 from ..core.kiro_request import KiroRequest, build_kiro_request
 from ..core.kiro_stream import KiroStreamTranslator
 from ..core.model import Adjustment, ChatRequest, ImagePart, StreamEvent
-from ..core.models import ResolvedModel, resolve_model
+from ..core.models import FallbackPolicy, ResolvedModel, resolve_model
 from ..core.tokencount import estimate_request_tokens
 from .images import ImageFetcher
 from .upstream import KiroClient
@@ -41,13 +41,19 @@ class Turn:
 
 
 class Relay:
-    def __init__(self, client: KiroClient, images: ImageFetcher) -> None:
+    def __init__(
+        self, client: KiroClient, images: ImageFetcher, *, default_model: str = "auto", fallback: str = "nearest"
+    ) -> None:
         self._client = client
         self._images = images
+        self._default_model = default_model
+        self._fallback: FallbackPolicy = "strict" if fallback == "strict" else "nearest"
 
     async def prepare(self, chat: ChatRequest, *, reminder: str = "") -> Turn:
         """The turn for `chat`; `reminder` is an extra instruction for a retry (see kiro/answer.py)."""
-        resolved = resolve_model(chat.model, await self._client.models())
+        resolved = resolve_model(
+            chat.model, await self._client.models(), default_model=self._default_model, fallback=self._fallback
+        )
         adjustments: list[Adjustment] = []
         if resolved.fell_back:
             log.info("model %r is not offered by Kiro; using %s instead", chat.model, resolved.model.model_id)

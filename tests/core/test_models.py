@@ -10,6 +10,7 @@ from ki2api_tray.core.errors import InvalidRequest
 from ki2api_tray.core.model import ModelInfo
 from ki2api_tray.core.models import (
     STATIC_MODELS,
+    ModelNotOffered,
     normalise,
     parse_model_list,
     public_model_ids,
@@ -110,10 +111,10 @@ def test_resolve_model_offered_names_resolve_exactly(name: str, model_id: str, t
         ("claude-opus-4.6", ["claude-opus-4.5", "claude-opus-4.7"], "claude-opus-4.7"),
         # No version asked for: the newest of the family.
         ("claude-sonnet", STATIC_IDS, "claude-sonnet-4.6"),
-        # No such family: auto, else the first offered.
+        # Bare line names mean the newest of that line.
+        ("opus", STATIC_IDS, "claude-opus-4.8"),
+        # Not a Claude model at all: KI2API_DEFAULT_MODEL (auto by default).
         ("gpt-4o", STATIC_IDS, "auto"),
-        ("claude-haiku-4-5", ["claude-sonnet-4.5", "auto"], "auto"),
-        ("gpt-4o", ["claude-sonnet-4.5", "claude-opus-4.6"], "claude-sonnet-4.5"),
     ],
 )
 def test_resolve_model_unoffered_name_falls_back_to_nearest(name: str, offered: list[str], model_id: str) -> None:
@@ -207,6 +208,7 @@ def test_public_model_ids_seed_first_then_offered_with_dashed_aliases() -> None:
     assert ids == [
         "claude-sonnet-4-20250514",
         "auto",
+        "auto-kiro",
         "claude-sonnet-4",
         "claude-sonnet-4.5",
         "claude-sonnet-4-5",
@@ -225,4 +227,49 @@ def test_public_model_ids_every_listed_id_resolves_without_fallback() -> None:
 
 def test_public_model_ids_no_duplicate_when_seed_is_offered() -> None:
     ids = public_model_ids(_offered("claude-sonnet-4-20250514", "auto"))
-    assert ids == ["claude-sonnet-4-20250514", "auto"]
+    assert ids == ["claude-sonnet-4-20250514", "auto", "auto-kiro"]
+
+
+@pytest.mark.parametrize(
+    ("name", "offered"),
+    [
+        # Never another family: an Opus request is not answered by Haiku, Sonnet or auto.
+        ("claude-opus-4-6", ["auto", "claude-sonnet-4.5", "claude-haiku-4.5"]),
+        ("claude-haiku-4-5", ["claude-sonnet-4.5", "auto"]),
+    ],
+)
+def test_resolve_model_no_same_family_is_model_not_found(name: str, offered: list[str]) -> None:
+    with pytest.raises(ModelNotOffered) as caught:
+        resolve_model(name, _offered(*offered))
+    assert caught.value.status == 404 and caught.value.code == "model_not_found"
+    assert all(model_id in caught.value.message for model_id in offered)
+
+
+def test_resolve_model_strict_refuses_what_nearest_would_map() -> None:
+    assert resolve_model("claude-opus-4-1", STATIC_MODELS).model.model_id == "claude-opus-4.5"
+    with pytest.raises(ModelNotOffered) as caught:
+        resolve_model("claude-opus-4-1", STATIC_MODELS, fallback="strict")
+    assert "KI2API_MODEL_FALLBACK=strict" in caught.value.message
+    assert resolve_model("claude-opus-4.5", STATIC_MODELS, fallback="strict").fell_back is False
+
+
+@pytest.mark.parametrize(
+    ("default", "offered", "model_id"),
+    [
+        ("claude-sonnet-4.5", STATIC_IDS, "claude-sonnet-4.5"),
+        ("claude-sonnet-4-5", STATIC_IDS, "claude-sonnet-4.5"),
+        ("glm-5", ["auto", "glm-5"], "glm-5"),
+        ("auto", ["claude-sonnet-4.5", "glm-5"], None),
+    ],
+)
+def test_resolve_model_non_claude_names_use_default(
+    default: str, offered: list[str], model_id: str | None
+) -> None:
+    if model_id is None:
+        with pytest.raises(ModelNotOffered, match="KI2API_DEFAULT_MODEL"):
+            resolve_model("gpt-4o", _offered(*offered), default_model=default)
+        return
+    resolved = resolve_model("gpt-4o", _offered(*offered), default_model=default)
+    assert (resolved.model.model_id, resolved.fell_back) == (model_id, True)
+    # A non-Claude model Kiro does offer is used by its own name.
+    assert resolve_model("glm-5", _offered("auto", "glm-5"), default_model=default).model.model_id == "glm-5"

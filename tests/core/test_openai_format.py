@@ -19,6 +19,7 @@ from ki2api_tray.core.model import (
     Finish,
     ImagePart,
     Message,
+    ModelInfo,
     StopReason,
     StreamEvent,
     TextDelta,
@@ -744,10 +745,12 @@ def test_openai_error_body_maps_error_fields(error: Ki2apiError, expected: dict[
 
 
 def test_openai_model_list_shape() -> None:
-    result = openai_model_list(["claude-sonnet-4.5", "auto"], created=1700)
+    sonnet = ModelInfo("claude-sonnet-4.6", max_input_tokens=1_000_000)
+    result = openai_model_list([("claude-sonnet-4.6", sonnet), ("claude-sonnet-4-6", sonnet)], created=1700)
     assert result["object"] == "list"
     models = [Model.model_validate(item) for item in result["data"]]
     assert [(m.id, m.object, m.created) for m in models] == [
-        ("claude-sonnet-4.5", "model", 1700),
-        ("auto", "model", 1700),
+        ("claude-sonnet-4.6", "model", 1700),
+        ("claude-sonnet-4-6", "model", 1700),
     ]
+    assert [(m["context_length"], m["kiro_model"]) for m in result["data"]] == [(1_000_000, "claude-sonnet-4.6")] * 2

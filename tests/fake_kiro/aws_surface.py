@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import catalog
+from . import catalog, web_search
 from .accounts import Account
 from .host_rules import (
     BUILDER_ID_UNSUPPORTED,
@@ -29,6 +29,14 @@ from .host_rules import (
     top_level_fields,
 )
 from .validation import BAD_BEARER, IMPROPER, Rejected, parse_body, validate_chat
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return parse_body(raw)
+    except Rejected:
+        return None
+
 
 if TYPE_CHECKING:
     from .server import FakeKiro
@@ -55,6 +63,7 @@ class AwsSurface:
         self.fake = fake
         routes = [
             Route("/{region}/generateAssistantResponse", self._chat, methods=["POST"]),
+            Route("/{region}/mcp", self._mcp, methods=["POST"]),
             Route("/{region}/", self._operation, methods=["POST"]),
             Route("/{region}", self._operation, methods=["POST"]),
             Route("/{rest:path}", self._unknown, methods=["GET", "POST", "PUT", "DELETE"]),
@@ -158,6 +167,21 @@ class AwsSurface:
             raise Rejected(IMPROPER, "maxResults must be a positive integer")
         profiles = [p for p in catalog.profiles(account)["profiles"] if p["arn"].split(":")[3] == region]
         return {"profiles": profiles, "nextToken": None}
+
+    async def _mcp(self, request: Request) -> Response:
+        """kiro-protocol-2026.md §6: web search over MCP JSON-RPC (rules in web_search.py)."""
+        raw, failure = await self.fake._arrive(request, host="q")
+        if failure:
+            return failure
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        account = _bearer_account(headers, self.fake)
+        if account is None:
+            return self.fake._reject(request, Rejected(BAD_BEARER, "unknown or expired access token", status=403))
+        try:
+            status, body = web_search.answer(_json_or_none(raw), headers, account, _region(request))
+        except Rejected as rejected:
+            return self.fake._reject(request, rejected)
+        return JSONResponse(body, status)
 
     async def _unknown(self, request: Request) -> Response:
         _, failure = await self.fake._arrive(request, host="q")

@@ -277,6 +277,12 @@ class FakeKiro:
         if reply.disconnect_after_frames is not None:
             raise StreamAborted("scripted disconnect")
 
+    # ---- web search over MCP (kiro-protocol-2026.md §6) ----------------------------------------------
+
+    def mcp_requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.host == "q" and r.path.endswith("/mcp")]
+
     # ---- token refresh (§2) --------------------------------------------------------------------------
 
     async def _refresh_social(self, request: Request) -> Response:
