@@ -9,22 +9,36 @@ from __future__ import annotations
 
 import errno
 import functools
+import json
 import logging
 import math
+import os
 import socket
 import struct
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import uvicorn
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .config import Settings
+from .core.client_config import CLIENT_FILES, plan_for
+from .core.client_config import Plan as Plan  # for the tray
+from .core.client_config import SetupError as SetupError
+from .core.client_config import snippets as snippets
 from .kiro.watcher import TokenFileWatcher
 from .state import AppState, Phase, Quota, Reporter, RequestRecord, Status, TokenHealth, TokenStatus
 from .usage.store import UsageStore
@@ -449,3 +463,93 @@ class ProxyService:
         while not self._closed.wait(self._health_interval):
             self.reload_token()
             self.state.apply(functools.partial(_rolled_over, today=self._clock().date().isoformat()))
+
+
+# --- one-click client set-up (the tray's "Set up a client"): the file side of core/client_config.py ------------
+
+
+class ClientFiles:
+    """Plans for a client's config file, written only on `apply` with a backup next to it, and undone on request.
+
+    A note per client in ki2api's state folder remembers the backup, so undo puts the old file back (or
+    removes the file when there was none) and refuses when the person edited the file since.
+    """
+
+    def __init__(self, state_dir: Path, home: Path | None = None) -> None:
+        self._state_dir = state_dir
+        self._home = home
+
+    def plan(self, client: str, base_url: str, api_key: str) -> Plan:
+        folder, name = CLIENT_FILES[client]
+        path = (self._home or Path.home()) / folder / name
+        before = _read(path)
+        if client == "codex":
+            _check_toml(path, before or "")
+        plan = plan_for(client, path, before, base_url, api_key)
+        if client == "codex":
+            _check_toml(path, plan.after)
+        return plan
+
+    def apply(self, plan: Plan, now: datetime | None = None) -> Path | None:
+        """Write `plan`; the backup of the old file, or None when there was none. Refused if the file changed."""
+        if _read(plan.path) != plan.before:
+            raise SetupError(f"{plan.path} changed since the preview; look at the changes again before applying.")
+        backup: Path | None = None
+        if plan.before is not None:
+            stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+            backup = plan.path.with_name(f"{plan.path.name}.ki2api-backup-{stamp}")
+            backup.write_text(plan.before, encoding="utf-8")
+        _atomic_write(plan.path, plan.after)
+        record = {"path": str(plan.path), "backup": str(backup) if backup else None, "written": plan.after}
+        _atomic_write(self._note(plan.client), json.dumps(record))
+        return backup
+
+    def can_undo(self, client: str) -> bool:
+        return self._note(client).is_file()
+
+    def undo(self, client: str) -> Path:
+        note = self._note(client)
+        try:
+            record: dict[str, Any] = json.loads(note.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            raise SetupError(f"There is no ki2api change to undo for {client}.") from None
+        path = Path(str(record["path"]))
+        if _read(path) != record.get("written"):
+            raise SetupError(f"{path} was edited after ki2api wrote it; undoing would lose those edits.")
+        if record.get("backup"):
+            _atomic_write(path, Path(str(record["backup"])).read_text(encoding="utf-8"))
+        else:
+            path.unlink(missing_ok=True)
+        note.unlink()
+        return path
+
+    def _note(self, client: str) -> Path:
+        return self._state_dir / f"client-setup-{client}.json"
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def _check_toml(path: Path, text: str) -> None:
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SetupError(f"{path} is not valid TOML ({exc}); fix or move it, then try again.") from None
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        if path.exists():
+            os.chmod(temp, path.stat().st_mode & 0o777)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from ki2api_tray.config import DEFAULT_API_KEY
+from ki2api_tray.service import ClientFiles
 from tests.fake_kiro.scenarios import tool_use_id_for
 from tests.fixtures_proxy import Proxy
 
@@ -140,3 +141,26 @@ def test_claude_code_web_search_runs_kiro_search(proxy: Proxy, isolated_home: Pa
     # What Claude Code hands its model: the links the search found, not "Did 0 searches".
     assert "https://example.org/python-3-14-release-date/1" in text, text[:2000]
     assert "Echo:" in result["result"]
+
+
+def test_claude_code_works_with_the_settings_ki2api_writes(proxy: Proxy, isolated_home: Path, tmp_path: Path) -> None:
+    """The tray's "Set up a client" for Claude Code: only ~/.claude/settings.json points it at ki2api."""
+    assert CLAUDE is not None
+    files = ClientFiles(tmp_path / "state", home=isolated_home)
+    files.apply(files.plan("claude-code", proxy.openai_base, DEFAULT_API_KEY))
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    scratch = tmp_path / "claude-tmp"
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_"))}
+    env.update(HOME=str(isolated_home), TMPDIR=str(scratch), DISABLE_AUTOUPDATER="1")
+    done = subprocess.run(
+        [CLAUDE, "-p", "Hello from the written settings", "--output-format", "json"],
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=CLI_TIMEOUT,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    result = json.loads(done.stdout)
+    assert result["is_error"] is False and "Echo:" in result["result"]
+    bodies = [r.json for r in proxy.kiro.fake.chat_requests()]
+    asked = [b for b in bodies if "Hello from the written settings" in current(b)["content"]]
+    assert asked and current(asked[0])["modelId"] == "claude-sonnet-4.5"

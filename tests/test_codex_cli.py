@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from ki2api_tray.config import DEFAULT_API_KEY
+from ki2api_tray.service import ClientFiles
 from tests.fake_kiro.scenarios import tool_use_id_for
 from tests.fixtures_proxy import Proxy
 
@@ -119,3 +120,26 @@ def test_codex_runs_a_command_in_a_tool_round_trip(proxy: Proxy, isolated_home: 
     items = [e["item"] for e in events if e.get("type") == "item.completed"]
     commands = [item for item in items if item.get("type") == "command_execution"]
     assert commands and "cat hello.txt" in commands[0]["command"]
+
+
+def test_codex_works_with_the_config_ki2api_writes(proxy: Proxy, isolated_home: Path, tmp_path: Path) -> None:
+    """The tray's "Set up a client" for Codex: the merged config.toml alone, no environment variable for the key."""
+    assert CODEX is not None
+    (isolated_home / ".codex").mkdir()
+    (isolated_home / ".codex" / "config.toml").write_text('approval_policy = "never"\n', encoding="utf-8")
+    files = ClientFiles(tmp_path / "state", home=isolated_home)
+    files.apply(files.plan("codex", proxy.openai_base, DEFAULT_API_KEY))
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_", "KI2API_"))}
+    env.update(HOME=str(isolated_home), CODEX_HOME=str(isolated_home / ".codex"), NO_COLOR="1")
+    command = [CODEX, "exec", "--json", "--skip-git-repo-check", "--ephemeral", "Hello from the written config"]
+    done = subprocess.run(
+        command, env=env, cwd=cwd, capture_output=True, text=True, timeout=CLI_TIMEOUT, stdin=subprocess.DEVNULL
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    asked = [
+        r.json for r in proxy.kiro.fake.chat_requests() if "Hello from the written config" in current(r.json)["content"]
+    ]
+    assert asked, "the prompt never reached Kiro"
+    assert "Echo:" in done.stdout

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 from .. import __version__
 from ..config import ConfigError, Settings, set_config_value, write_default_config
 from ..i18n import Translator, choose_language
+from ..service import ClientFiles, Plan, SetupError, snippets
 from ..state import KIRO_SUPPORT_URL, AppState, Phase, Status, TokenHealth
 from ..wording import (
     Level,
@@ -116,6 +117,8 @@ class TrayUI:
         self._refresh_pending = False
         self._last_refresh = 0.0
         self._timer: threading.Timer | None = None
+        self.client_files = ClientFiles(settings.app_paths.state_dir)
+        self._previews: dict[str, Plan] = {}  # shown diffs, the only plans "apply" may write
         self._unsubscribe: Callable[[], None] | None = None
         status = state.snapshot()
         self._seen = status  # the last snapshot notifications were decided on
@@ -171,6 +174,7 @@ class TrayUI:
             item(tr("menu.copy_key"), self.copy_api_key),
             # The default item is what a left click does on Windows: something harmless, never Stop.
             # pystray runs the default item on a left click even when it is disabled: guard the action too.
+            item(tr("menu.setup"), self._setup_menu()),
             item(tr("menu.open_status"), _only_when(running, self.open_status_page), enabled=running, default=True),
             item(tr("menu.open_kiro"), self.open_kiro, visible=lambda _: self._login_missing()),
             pystray.Menu.SEPARATOR,
@@ -182,6 +186,31 @@ class TrayUI:
             item(tr("menu.about", version=__version__), self.about),
             item(tr("menu.quit"), self.quit),
         )
+
+    def _setup_menu(self) -> pystray.Menu:
+        """Set up a client: show the changes first, apply them with a click, undo; snippets for the rest."""
+        import pystray
+
+        item, tr = pystray.MenuItem, self.tr
+        entries: list[pystray.MenuItem] = []
+        for client, label in SETUP_CLIENTS.items():
+            entries += [
+                item(tr("menu.setup_preview", client=label), _call(self.preview_client, client)),
+                item(
+                    tr("menu.setup_apply", client=label),
+                    _call(self.apply_client, client),
+                    enabled=_when(lambda c: c in self._previews, client),
+                ),
+                item(
+                    tr("menu.setup_undo", client=label),
+                    _call(self.undo_client, client),
+                    enabled=_when(self.client_files.can_undo, client),
+                ),
+                pystray.Menu.SEPARATOR,
+            ]
+        names = snippets("", "")
+        copies = [item(name, _call(self.copy_snippet, name)) for name in names]
+        return pystray.Menu(*entries, item(tr("menu.setup_copy"), pystray.Menu(*copies)))
 
     def base_url(self) -> str:
         """The URL clients use: the live address while running (the port may differ from the setting)."""
@@ -220,6 +249,54 @@ class TrayUI:
 
     def open_status_page(self) -> None:
         self._open(self.base_url().removesuffix("/v1") + "/")
+
+    def preview_client(self, client: str) -> None:
+        """Work out the change for `client` and open its diff; nothing is written until "apply"."""
+        label = SETUP_CLIENTS[client]
+        try:
+            plan = self.client_files.plan(client, self.base_url(), self.settings.api_key)
+            diff_file = self.settings.app_paths.state_dir / f"client-setup-{client}.diff"
+            diff_file.parent.mkdir(parents=True, exist_ok=True)
+            diff_file.write_text(plan.diff, encoding="utf-8")
+        except (SetupError, OSError) as exc:
+            self.notify(self.tr("notify.setup_failed", client=label, reason=exc))
+            return
+        self._previews[client] = plan
+        self._open(str(diff_file))
+        self.refresh_menu()
+
+    def apply_client(self, client: str) -> None:
+        label = SETUP_CLIENTS[client]
+        plan = self._previews.pop(client, None)
+        if plan is None:
+            return
+        try:
+            backup = self.client_files.apply(plan)
+        except (SetupError, OSError) as exc:
+            self.notify(self.tr("notify.setup_failed", client=label, reason=exc))
+        else:
+            if backup is None:
+                self.notify(self.tr("notify.setup_created", client=label, path=plan.path))
+            else:
+                self.notify(self.tr("notify.setup_applied", client=label, path=plan.path, backup=backup.name))
+        self.refresh_menu()
+
+    def undo_client(self, client: str) -> None:
+        label = SETUP_CLIENTS[client]
+        try:
+            path = self.client_files.undo(client)
+        except (SetupError, OSError) as exc:
+            self.notify(self.tr("notify.setup_failed", client=label, reason=exc))
+        else:
+            self.notify(self.tr("notify.setup_undone", client=label, path=path))
+        self.refresh_menu()
+
+    def copy_snippet(self, name: str) -> None:
+        self._copy(snippets(self.base_url(), self.settings.api_key)[name])
+
+    def refresh_menu(self) -> None:
+        """Re-evaluate enabled states after a set-up action (pystray reads them when the menu is drawn)."""
+        self.ui_call(self.icon.update_menu)
 
     def open_logs(self) -> None:
         log_dir = self.settings.app_paths.log_dir
@@ -417,6 +494,18 @@ def _only_when(condition: Callable[[], bool], action: Callable[[], None]) -> Cal
             action()
 
     return guarded
+
+
+SETUP_CLIENTS = {"claude-code": "Claude Code", "codex": "Codex"}
+
+
+def _call(action: Callable[[str], None], value: str) -> Callable[[], None]:
+    # pystray passes (icon, item) to actions that take arguments, so each entry gets a no-argument closure.
+    return lambda: action(value)
+
+
+def _when(test: Callable[[str], bool], value: str) -> Callable[[object], bool]:
+    return lambda _item: test(value)
 
 
 def _is_gerror(exc: BaseException) -> bool:
