@@ -32,6 +32,50 @@ DEFAULT_PROFILE_REGIONS = "us-east-1,eu-central-1"
 
 
 @dataclass(frozen=True)
+class AccountSpec:
+    """One entry of config.json `accounts`: a name and exactly one login (design.md §3)."""
+
+    name: str
+    token_file: Path | None = None
+    kiro_api_key: str | None = field(default=None, repr=False)
+    kiro_cli_db: Path | None = None
+
+    @property
+    def kind(self) -> str:
+        return "token_file" if self.token_file else "api_key" if self.kiro_api_key else "kiro_cli"
+
+
+_ACCOUNT_LOGINS = ("token_file", "kiro_api_key", "kiro_cli_db")
+
+
+def parse_accounts(value: Any, source: str) -> tuple[AccountSpec, ...]:
+    """config.json `accounts`, checked entry by entry; errors name the entry, never a key's value."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{source}: accounts must be a list of objects")
+    specs: list[AccountSpec] = []
+    for index, entry in enumerate(value):
+        where = f"{source}: accounts[{index}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} must be an object with a name and one login")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{where} needs a name")
+        logins = [key for key in _ACCOUNT_LOGINS if entry.get(key)]
+        if len(logins) != 1 or not isinstance(entry[logins[0]], str):
+            raise ConfigError(f"{where} ({name}) needs exactly one of token_file, kiro_api_key or kiro_cli_db")
+        if name.strip() in {spec.name for spec in specs}:
+            raise ConfigError(f"{where}: the name {name!r} is used twice")
+        key, raw = logins[0], entry[logins[0]]
+        if key == "kiro_api_key":
+            specs.append(AccountSpec(name.strip(), kiro_api_key=raw.strip()))
+        elif key == "token_file":
+            specs.append(AccountSpec(name.strip(), token_file=Path(raw).expanduser()))
+        else:
+            specs.append(AccountSpec(name.strip(), kiro_cli_db=Path(raw).expanduser()))
+    return tuple(specs)
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
@@ -65,6 +109,12 @@ class Settings:
     default_model: str = "auto"
     # "nearest": an unoffered Claude name gets the nearest offered model of its family; "strict": a 404.
     model_fallback: str = "nearest"
+    # Several Kiro accounts (issue #14, design.md §3): config.json only; see `AccountSpec`.
+    accounts: tuple[AccountSpec, ...] = ()
+    # "priority": the first healthy account; "round_robin": new conversations take turns.
+    account_routing: str = "priority"
+    # Pacing per account while there are several: a token bucket of this many requests per minute.
+    account_requests_per_minute: float = 60.0
     # "auto" follows the OS locale; "en" or "zh" force a language in the tray.
     language: str = "auto"
     log_level: str = "INFO"
@@ -207,6 +257,8 @@ class ConfigError(ValueError):
 def _convert(name: str, value: Any, source: str) -> Any:
     """Turn a raw value into the field's type, with an error that says where the bad value came from."""
     kind = _FIELD_TYPES[name]
+    if name == "accounts":
+        return parse_accounts(value or [], source)
     if value is None or value == "":
         return _DEFAULTS.get(name)
     if kind == "str" and isinstance(value, list):  # config.json may hold a list for a comma list
@@ -287,6 +339,10 @@ def load_settings(
         )
     if settings.builder_id_arn not in ("omit", "placeholder"):
         raise ConfigError(f"builder_id_arn must be omit or placeholder, got {settings.builder_id_arn!r}")
+    if settings.account_routing not in ("priority", "round_robin"):
+        raise ConfigError(f"account_routing must be priority or round_robin, got {settings.account_routing!r}")
+    if settings.account_requests_per_minute <= 0:
+        raise ConfigError("account_requests_per_minute must be above 0")
     if settings.host_order not in ("auto", "aws_first"):
         raise ConfigError(f"host_order must be auto or aws_first, got {settings.host_order!r}")
     if settings.model_fallback not in ("nearest", "strict"):

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 from .api.server import create_app
 from .config import Settings
+from .kiro.account_pool import AccountPool
 from .kiro.tokens import TokenStore
 from .service import ProxyService
-from .state import AppState
+from .state import AccountStatus, AppState
 from .usage.store import UsageStore
 
 
@@ -21,8 +22,9 @@ class Runtime:
 
     settings: Settings
     state: AppState
-    tokens: TokenStore
+    tokens: TokenStore  # the first account's login (the automatic one unless config.json replaces it)
     service: ProxyService
+    pool: AccountPool | None = None
     usage: UsageStore | None = None
 
 
@@ -32,12 +34,20 @@ def build_runtime(settings: Settings) -> Runtime:
         UsageStore(settings.app_paths.state_dir, retention_days=settings.usage_days) if settings.usage_days else None
     )
     service: ProxyService  # assigned below; the token store reports through it once it exists
-    tokens = TokenStore(settings, on_status=lambda status: service.reporter.token_changed(status))
+
+    def show_accounts(accounts: tuple[AccountStatus, ...]) -> None:
+        state.update(accounts=accounts)
+
+    pool = AccountPool(
+        settings,
+        on_token=lambda status: service.reporter.token_changed(status),
+        on_accounts=show_accounts,
+    )
     service = ProxyService(
         settings,
         state,
-        app_factory=lambda reporter: create_app(settings, tokens, reporter, state.snapshot, usage=usage),
-        token_reload=tokens.reload,
+        app_factory=lambda reporter: create_app(settings, pool, reporter, state.snapshot, usage=usage),
+        token_reload=pool.reload,
         usage=usage,
     )
-    return Runtime(settings=settings, state=state, tokens=tokens, service=service, usage=usage)
+    return Runtime(settings=settings, state=state, tokens=pool.primary, service=service, pool=pool, usage=usage)

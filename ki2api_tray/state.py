@@ -111,6 +111,42 @@ class RequestRecord:
 
 
 @dataclass(frozen=True)
+class AccountStatus:
+    """One Kiro account of the pool (issue #14): its login's health and quota, and whether it serves now."""
+
+    name: str
+    token: TokenStatus
+    quota: Quota | None = None
+    in_use: bool = False
+
+    def as_public_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "in_use": self.in_use,
+            "kind": self.token.auth_kind,
+            "login": self.token.login,
+            "health": self.token.health.value,
+            "detail": self.token.detail,
+            "support_url": self.token.support_url,
+            "blocked_until": self.token.blocked_until.isoformat() if self.token.blocked_until else None,
+            "quota": _quota_dict(self.quota),
+        }
+
+
+def _quota_dict(quota: Quota | None) -> dict[str, Any] | None:
+    if quota is None:
+        return None
+    return {
+        "subscription": quota.subscription,
+        "used": quota.used,
+        "limit": quota.limit,
+        "remaining": quota.remaining,
+        "resets_at": quota.resets_at.isoformat() if quota.resets_at else None,
+        "overage": quota.overage,
+    }
+
+
+@dataclass(frozen=True)
 class Status:
     phase: Phase = Phase.STOPPED
     address: str = ""  # "127.0.0.1:8989" while running
@@ -131,6 +167,7 @@ class Status:
     account_alert: str = ""
     account_message: str = ""
     quota: Quota | None = None
+    accounts: tuple[AccountStatus, ...] = ()  # every Kiro account in priority order (one without a pool)
 
     def as_public_dict(self) -> dict[str, Any]:
         """What `/health` and the status page show: no secrets, JSON-ready."""
@@ -158,16 +195,8 @@ class Status:
             },
             "last_error": self.last_error,
             "last_error_at": self.last_error_at.isoformat() if self.last_error_at else None,
-            "quota": None
-            if self.quota is None
-            else {
-                "subscription": self.quota.subscription,
-                "used": self.quota.used,
-                "limit": self.quota.limit,
-                "remaining": self.quota.remaining,
-                "resets_at": self.quota.resets_at.isoformat() if self.quota.resets_at else None,
-                "overage": self.quota.overage,
-            },
+            "quota": _quota_dict(self.quota),
+            "accounts": [account.as_public_dict() for account in self.accounts],
         }
 
 

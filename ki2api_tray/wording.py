@@ -11,7 +11,7 @@ import re
 from datetime import datetime
 
 from .i18n import Translator
-from .state import Phase, Quota, Status, TokenHealth, TokenStatus
+from .state import AccountStatus, Phase, Quota, Status, TokenHealth, TokenStatus
 
 # Windows keeps the tooltip in a fixed WCHAR[128] (pystray _util/win32.py); longer text raises ValueError.
 TOOLTIP_LIMIT = 120
@@ -119,6 +119,12 @@ def token_line(token: TokenStatus, tr: Translator, now: datetime) -> str:
         TokenHealth.REFRESH_FAILED: "token.refresh_failed",
     }[health]
     return tr(key)
+
+
+def account_line(account: AccountStatus, tr: Translator, now: datetime) -> str:
+    """ "work (in use): valid for 52 min" — one account of a pool, for the tray and the status page."""
+    key = "account.in_use" if account.in_use else "account.line"
+    return tr(key, name=account.name, health=token_line(account.token, tr, now))
 
 
 def login_line(token: TokenStatus, tr: Translator) -> str:

@@ -46,11 +46,11 @@ from ..core.responses_response import ResponsesEncoder, responses_object
 from ..core.sse import format_sse
 from ..core.tokencount import estimate_request_tokens
 from ..core.web_search import anthropic_search_tool
+from ..kiro.account_pool import AccountPool
 from ..kiro.images import ImageFetcher
-from ..kiro.keeper import keep_fresh
+from ..kiro.pooled_client import PooledClient
 from ..kiro.relay import Relay
 from ..kiro.tokens import TokenStore
-from ..kiro.upstream import KiroClient
 from ..kiro.web_search import WebSearcher
 from ..state import Phase, Reporter, Status
 from ..usage.store import UsageStore
@@ -79,7 +79,7 @@ T = TypeVar("T")
 
 def create_app(
     settings: Settings,
-    tokens: TokenStore,
+    tokens: TokenStore | AccountPool,
     reporter: Reporter,
     status: Callable[[], Status],
     *,
@@ -87,6 +87,7 @@ def create_app(
     usage: UsageStore | None = None,
 ) -> FastAPI:
     """A new app; `transport` lets tests route upstream traffic without a network; `usage` answers /api/*."""
+    pool = tokens if isinstance(tokens, AccountPool) else AccountPool.single(settings, tokens)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -98,15 +99,16 @@ def create_app(
         )
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
         async with httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport, trust_env=True) as http:
-            client = KiroClient(settings, tokens, http)
+            client = PooledClient(pool, http, reporter)
             app.state.client = client
             # Off loopback, image URLs must not reach this machine or its network (unless the user allows it).
             images = ImageFetcher(guard_private=not (settings.on_loopback or settings.image_fetch_private))
             app.state.relay = Relay(
                 client, images, default_model=settings.default_model, fallback=settings.model_fallback
             )
-            app.state.searcher = WebSearcher(settings, client, http)
-            keeper = asyncio.create_task(keep_fresh(tokens, client, http, reporter))
+            # Web search (Kiro's /mcp) stays on the first account for now; chat fails over between accounts.
+            app.state.searcher = WebSearcher(settings, client.client(pool.accounts[0]), http)
+            keeper = asyncio.create_task(client.keep_fresh())
             try:
                 yield
             finally:

@@ -23,6 +23,7 @@ from ..i18n import LANGUAGES, Translator, choose_language, language_from_accept
 from ..state import Status, TokenHealth
 from ..wording import (
     Level,
+    account_line,
     date_text,
     duration_text,
     level_of,
@@ -153,6 +154,8 @@ def cards(status: Status, tr: Translator, now: datetime, *, base_url: str, root_
             ident="card-quota",
         ),
     ]
+    if len(status.accounts) > 1:
+        sections.append(_accounts_section(status, tr, now))
     if status.last_error:
         when = ""
         if status.last_error_at is not None:
@@ -241,6 +244,26 @@ def _small(text: str) -> str:
 def _section(title: str, headline: str, extra: str, css: str = "", ident: str = "") -> str:
     attrs = (f' id="{ident}"' if ident else "") + (f' class="{css}"' if css else "")
     return f'<section{attrs}><h2>{escape(title)}</h2><p class="big">{escape(headline)}</p>{extra}</section>\n'
+
+
+def _accounts_section(status: Status, tr: Translator, now: datetime) -> str:
+    """Every account of the pool: health, kind, quota, and why a suspended one is out (its support link)."""
+    rows = []
+    for account in status.accounts:
+        token = account.token
+        lines = [login_line(token, tr), token.detail if token.health is not TokenHealth.VALID else ""]
+        if account.quota is not None:
+            lines.append(quota_line(account.quota, tr))
+        extra = "".join(f'<p class="small">{escape(text)}</p>' for text in lines if text)
+        if token.support_url:
+            extra += f'<p class="small"><a href="{escape(token.support_url)}">{escape(tr("menu.open_support"))}</a></p>'
+        weight = ' style="font-weight: 600"' if account.in_use else ""
+        rows.append(f"<li><span{weight}>{escape(account_line(account, tr, now))}</span>{extra}</li>")
+    items = "".join(rows)
+    return (
+        f'<section class="wide"><h2>{escape(tr("page.accounts"))}</h2>'
+        f'<ul style="margin: 0; padding-left: 18px">{items}</ul></section>\n'
+    )
 
 
 def _quota_bar(status: Status) -> str:

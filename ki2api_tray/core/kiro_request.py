@@ -54,6 +54,8 @@ class KiroRequest:
     thinking: bool = False
     # What was changed on the way (merged turns, renamed tools, ...): facts for the request log, never text.
     adjustments: tuple[Adjustment, ...] = ()
+    profile_arn: str | None = None  # the ARN in `body`; another account's request swaps it
+    affinity: str = ""  # which conversation this is, so a pool of accounts keeps it on one account
 
 
 def _budget(thinking: Thinking | None) -> int:
@@ -316,6 +318,7 @@ def build_kiro_request(
         adjustments=_adjustments(
             request, conversation, tool_names, send_tools=send_tools, native=native, tags=wants_thinking and not native
         ),
+        profile_arn=profile_arn,
     )
 
 

@@ -35,6 +35,13 @@ def notices(before: Status, after: Status, tr: Translator, now: datetime, told: 
             found.append(tr("notify.refresh_failed"))
         elif token.health is TokenHealth.SUSPENDED:
             found.append(tr("notify.suspended", message=token.detail))
+    if len(after.accounts) > 1:
+        # Several accounts (issue #14): which one Kiro locked, unless it is the one in use (told above).
+        was = {account.name: account.token.health for account in before.accounts}
+        for account in after.accounts:
+            health = account.token.health
+            if health is TokenHealth.SUSPENDED and was.get(account.name) is not health and not account.in_use:
+                found.append(tr("notify.account_suspended", name=account.name, message=account.token.detail))
     if token.health is TokenHealth.EXPIRING and not token.renewable and token.expires_at is not None:
         event = ("login_expiring", token.expires_at.isoformat())
         if event not in told:
@@ -43,8 +50,10 @@ def notices(before: Status, after: Status, tr: Translator, now: datetime, told: 
             found.append(tr("notify.login_expiring", duration=left))
     # A suspension the login itself reports (TokenHealth.SUSPENDED) was told above; this is a request's word.
     suspended_login = token.health is TokenHealth.SUSPENDED
-    if after.account_alert and after.account_alert != before.account_alert and not (
-        after.account_alert == "suspended" and suspended_login
+    if (
+        after.account_alert
+        and after.account_alert != before.account_alert
+        and not (after.account_alert == "suspended" and suspended_login)
     ):
         key = "notify.suspended" if after.account_alert == "suspended" else "notify.out_of_credits"
         found.append(tr(key, message=after.account_message))

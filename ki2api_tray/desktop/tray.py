@@ -7,6 +7,7 @@ backend owns (see `ui_thread`): pystray does not marshal on Windows or macOS.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import platform
@@ -22,9 +23,10 @@ from .. import __version__
 from ..config import ConfigError, Settings, set_config_value, write_default_config
 from ..i18n import Translator, choose_language
 from ..service import ClientFiles, Plan, SetupError, snippets
-from ..state import KIRO_SUPPORT_URL, AppState, Phase, Status, TokenHealth
+from ..state import KIRO_SUPPORT_URL, AppState, Phase, Status, TokenHealth, TokenStatus
 from ..wording import (
     Level,
+    account_line,
     level_of,
     login_line,
     quota_line,
@@ -164,7 +166,17 @@ class TrayUI:
             item(
                 tr("menu.open_support"),
                 self.open_support,
-                visible=lambda _: snap().token.health is TokenHealth.SUSPENDED,
+                visible=lambda _: _suspended(snap()) is not None,
+            ),
+            # Several Kiro accounts (issue #14): one line each, the one in use marked, a suspended one saying so.
+            *(
+                item(
+                    functools.partial(self._account_text, index),
+                    None,
+                    enabled=False,
+                    visible=functools.partial(self._shows_account, index),
+                )
+                for index in range(MAX_ACCOUNT_LINES)
             ),
             item(lambda _: requests_line(snap(), tr), None, enabled=False),
             item(lambda _: quota_line(snap().quota, tr), None, enabled=False),
@@ -360,7 +372,16 @@ class TrayUI:
             self.ui_call(self.icon.stop)
 
     def open_support(self, *_: object) -> None:
-        self._open(self.state.snapshot().token.support_url or KIRO_SUPPORT_URL)
+        suspended = _suspended(self.state.snapshot())
+        self._open((suspended.support_url if suspended is not None else "") or KIRO_SUPPORT_URL)
+
+    def _account_text(self, index: int, _: object = None) -> str:
+        accounts = self.state.snapshot().accounts
+        return account_line(accounts[index], self.tr, self._clock()) if index < len(accounts) else ""
+
+    def _shows_account(self, index: int, _: object = None) -> bool:
+        accounts = self.state.snapshot().accounts
+        return len(accounts) > 1 and index < len(accounts)
 
     def _copy(self, text: str) -> None:
         try:
@@ -537,3 +558,13 @@ def _hide_dock_icon() -> None:
         NSApplication.sharedApplication().setActivationPolicy_(NSApplicationActivationPolicyAccessory)
     except Exception:  # noqa: BLE001 - cosmetic only
         log.debug("could not hide the Dock icon", exc_info=True)
+
+
+MAX_ACCOUNT_LINES = 8  # menu lines for a pool of accounts; more accounts are on the status page
+
+
+def _suspended(status: Status) -> TokenStatus | None:
+    """The suspended login the support item is for: the one in use, else the first suspended account."""
+    if status.token.health is TokenHealth.SUSPENDED:
+        return status.token
+    return next((a.token for a in status.accounts if a.token.health is TokenHealth.SUSPENDED), None)

@@ -7,20 +7,19 @@ translator. It knows nothing about OpenAI or Anthropic wire shapes; the server d
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import uuid
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
-from typing import cast
+from dataclasses import dataclass, replace
 
-from ..core.eventstream import Frame
 from ..core.kiro_request import KiroRequest, build_kiro_request
 from ..core.kiro_stream import KiroStreamTranslator
 from ..core.model import Adjustment, ChatRequest, ImagePart, StreamEvent
 from ..core.models import FallbackPolicy, ResolvedModel, resolve_model
 from ..core.tokencount import estimate_request_tokens
 from .images import ImageFetcher
-from .upstream import KiroClient
+from .pooled_client import PooledClient
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +39,17 @@ class Turn:
     adjustments: tuple[Adjustment, ...] = ()  # everything ki2api changed on the way, for the request log
 
 
+def conversation_key(chat: ChatRequest) -> str:
+    """The same for every turn of one conversation (its system prompt and first user message), so a pool
+    of accounts can keep a conversation on one account; a digest, so no message text is kept."""
+    first = next((m.text for m in chat.messages if m.role == "user"), "")
+    text = f"{chat.system}\0{first}".encode("utf-8", "surrogatepass")
+    return hashlib.sha256(text).hexdigest()[:24]
+
+
 class Relay:
     def __init__(
-        self, client: KiroClient, images: ImageFetcher, *, default_model: str = "auto", fallback: str = "nearest"
+        self, client: PooledClient, images: ImageFetcher, *, default_model: str = "auto", fallback: str = "nearest"
     ) -> None:
         self._client = client
         self._images = images
@@ -72,6 +79,7 @@ class Relay:
             max_body_bytes=MAX_KIRO_BODY,
             reminder=reminder,
         )
+        kiro = replace(kiro, affinity=conversation_key(chat))
         return Turn(
             chat=chat,
             model=resolved,
@@ -91,7 +99,7 @@ class Relay:
             context_window=turn.model.model.max_input_tokens,
         )
         # Closing this generator early (a stop string matched, the client left) closes the Kiro request.
-        frames_of = cast(AsyncGenerator[list[Frame], None], self._client.stream(turn.kiro))
+        frames_of = self._client.stream(turn.kiro)
         async with contextlib.aclosing(frames_of) as stream:
             async for frames in stream:
                 batch: list[StreamEvent] = []

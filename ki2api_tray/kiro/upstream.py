@@ -139,7 +139,7 @@ class KiroClient:
                 rechecked = True
                 renewed = await self._tokens.recheck_profile(self._http, creds)
                 if renewed is not None:
-                    creds, body = renewed, _with_profile_arn(body, renewed.profile_arn)
+                    creds, body = renewed, with_profile_arn(body, renewed.profile_arn)
                     continue
             raise self._failure(said, creds)
 
@@ -384,7 +384,7 @@ class KiroClient:
         return quota
 
 
-def _with_profile_arn(body: bytes, arn: str | None) -> bytes:
+def with_profile_arn(body: bytes, arn: str | None) -> bytes:
     """The same request for another profile: only the top-level `profileArn` changes."""
     data = json.loads(body)
     data.pop("profileArn", None)
