@@ -17,7 +17,7 @@ import pytest
 from ki2api_tray.config import ConfigError, load_settings
 from ki2api_tray.desktop.tray import TrayUI
 from ki2api_tray.state import TokenHealth
-from tests.fake_kiro import Account, FakeKiro
+from tests.fake_kiro import Account, FakeKiro, StreamReply, scenarios
 from tests.fake_kiro.accounts import token_file_json
 from tests.fake_kiro.host_rules import SUSPENDED
 from tests.fake_kiro.kiro_cli_db import write_kiro_cli_db
@@ -251,3 +251,21 @@ def test_bad_accounts_in_config_are_named(isolated_home: Path, accounts: Any, wa
     path.write_text(json.dumps({"accounts": accounts}), encoding="utf-8")
     with pytest.raises(ConfigError, match=wanted):
         load_settings()
+
+
+def test_an_answer_that_breaks_off_is_not_retried_on_another_account(two: tuple[Proxy, Account]) -> None:
+    proxy, _ = two
+    fake = proxy.kiro.fake
+    reply = [*scenarios.text(*scenarios.pieces("Echo: half of this arrives")), *scenarios.usage()]
+    fake.script(StreamReply(reply, disconnect_after_frames=2))
+
+    received: list[str] = []
+    with pytest.raises(openai.APIError, match="connection to Kiro broke"):
+        for chunk in proxy.openai(timeout=30).chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "x"}], stream=True
+        ):
+            received.extend(choice.delta.content or "" for choice in chunk.choices)
+
+    assert "".join(received).startswith("Echo: ")
+    assert len(fake.chat_requests()) == 1  # Kiro had started answering: no second account was asked
+    assert served_by(fake) is proxy.kiro.account
