@@ -81,6 +81,17 @@ def test_requests_are_counted_by_model_client_and_day(proxy: Proxy) -> None:
     assert get(proxy, "/api/requests?client=curl").json()["requests"] == []
 
 
+def test_each_api_is_named_in_the_request_log(proxy: Proxy) -> None:
+    """The dashboard splits requests by API: chat completions, Messages and the Responses API (Codex)."""
+    for _ in range(3):
+        proxy.kiro.fake.script(StreamReply(scenarios.text("Hi")))
+    proxy.openai().chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "a"}])
+    proxy.anthropic().messages.create(model=MODEL, max_tokens=50, messages=[{"role": "user", "content": "b"}])
+    proxy.openai().responses.create(model=MODEL, input="c", store=False)
+    settled(proxy)
+    apis = [r["api"] for r in get(proxy, "/api/requests?limit=10").json()["requests"]]
+    assert apis == ["responses", "anthropic", "openai"]
+
 def test_the_store_never_holds_message_text_or_secrets(proxy: Proxy, tmp_path: Path) -> None:
     proxy.openai().chat.completions.create(model=MODEL, messages=[{"role": "user", "content": SECRET_WORDS}])
     settled(proxy)

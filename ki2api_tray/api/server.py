@@ -312,7 +312,7 @@ def create_app(
         if parsed.skipped_items:
             log.info("Responses API: input items with no Kiro counterpart skipped: %s", ", ".join(parsed.skipped_items))
         chat = parsed.chat
-        trace = trace_for(request, "openai", chat)
+        trace = trace_for(request, "responses", chat)
         if parsed.web_search:
             work = begin_searching(relay(request), searcher(request), chat, trace)
         else:
