@@ -213,12 +213,47 @@ def profile(imports: list[Import], top: int) -> list[str]:
     return lines
 
 
+def startup_profile(python: str, source: Path, repeats: int, top: int) -> list[str]:
+    """What importing the app (`ki2api_tray.app`, everything `serve` loads before it can start) costs, per package.
+
+    Each module's self time is the fastest of `repeats` fresh processes: on a busy machine single runs mostly
+    measure waiting for a core, the minimum comes closest to the import's own cost.
+    """
+    best: dict[str, int] = {}
+    env = {key: value for key, value in os.environ.items() if not _is_leaky(key)} | {"PYTHONPATH": str(source)}
+    for _ in range(repeats):
+        command = [python, "-X", "importtime", "-c", "import ki2api_tray.app"]
+        done = subprocess.run(command, cwd=source, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr[-2000:])
+        for item in parse_importtime(done.stderr):
+            best[item.module] = min(best.get(item.module, item.self_us), item.self_us)
+    groups: dict[str, int] = {}
+    for module, self_us in best.items():
+        parts = module.split(".")
+        group = ".".join(parts[:2]) if parts[0] == "ki2api_tray" and len(parts) > 2 else parts[0]
+        groups[group] = groups.get(group, 0) + self_us
+    lines = [f"import ki2api_tray.app from {source}: {sum(best.values()) / 1000:.0f} ms in {len(best)} modules"]
+    lines += [f"  {us / 1000:7.1f}  {group}" for group, us in sorted(groups.items(), key=lambda kv: -kv[1])[:top]]
+    return lines
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.imports", description=__doc__)
     parser.add_argument("--python", default=sys.executable, help="interpreter that runs the app")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "imports.txt")
     parser.add_argument("--top", type=int, default=25, help="lines per profile table")
+    parser.add_argument(
+        "--startup",
+        type=int,
+        metavar="N",
+        help="only profile importing the app: fastest of N runs per module, grouped by package",
+    )
+    parser.add_argument("--source", type=Path, default=REPO_ROOT, help="with --startup: the checkout to import")
     args = parser.parse_args(argv)
+    if args.startup:
+        print("\n".join(startup_profile(args.python, args.source, args.startup, args.top)))
+        return 0
     with tempfile.TemporaryDirectory(prefix="ki2api-imports-") as tmp:
         runs, healthy, at_start = trace(args.python, Path(tmp))
     modules = sorted(set().union(*runs.values()))

@@ -279,13 +279,13 @@ async def live_figures(plan: Plan, fake: FakeKiroProcess, server: ServerProcess)
         }
 
 
-def cold_start_figure(samples: list[float]) -> Figure:
+def cold_start_figure(samples: list[float], cpu: list[float]) -> Figure:
     return Figure(
         "server process: cold start to a running /health",
         _median(samples),
         "s",
-        Target("<=", 1.5),
-        f"median of {len(samples)}: " + ", ".join(f"{s:.2f}" for s in samples),
+        Target("<=", 0.5),
+        f"median of {len(samples)}: " + ", ".join(f"{s:.2f}" for s in samples) + f"; CPU {_median(cpu):.2f} s",
     )
 
 
@@ -339,12 +339,13 @@ def _measure(plan: Plan, root: Path, log_path: Path) -> list[Figure]:
                 live = asyncio.run(live_figures(plan, fake, server))
             finally:
                 server.stop()
-            cold = [server.cold_start]
+            cold, cold_cpu = [server.cold_start], [server.cold_start_cpu]
             for number in range(1, plan.cold_starts):
                 _progress(f"cold start {number + 1} of {plan.cold_starts}")
                 another = ServerProcess(home, root / f"state-{number}", fake.url, log)
                 another.stop()
                 cold.append(another.cold_start)
+                cold_cpu.append(another.cold_start_cpu)
             tray = tray_figures(home, root, fake.url, log)
     finally:
         fake.stop()
@@ -354,7 +355,7 @@ def _measure(plan: Plan, root: Path, log_path: Path) -> list[Figure]:
         *live["nonstream"],
         *core,
         *live["memory"],
-        cold_start_figure(cold),
+        cold_start_figure(cold, cold_cpu),
         *tray,
     ]
 
@@ -379,5 +380,11 @@ def tray_figures(home: Path, root: Path, kiro_url: str, log: IO[bytes]) -> list[
         screen.stop()
     return [
         Figure("tray process (X11 backend): idle RSS after start", rss, "MB", Target("<=", 80)),
-        Figure("tray process: cold start to a running /health", tray.cold_start, "s", Target("<=", 1.5)),
+        Figure(
+            "tray process: cold start to a running /health",
+            tray.cold_start,
+            "s",
+            Target("<=", 1.0),
+            f"CPU {tray.cold_start_cpu:.2f} s; the icon is shown before the server starts",
+        ),
     ]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from .api.server import create_app
 from .config import Settings
+from .kiro import tls
 from .kiro.account_pool import AccountPool
 from .kiro.tokens import TokenStore
 from .service import ProxyService
@@ -29,6 +30,7 @@ class Runtime:
 
 
 def build_runtime(settings: Settings) -> Runtime:
+    tls.prepare()  # the CA bundle loads on another core while the rest of the start goes on
     state = AppState()
     usage = (
         UsageStore(settings.app_paths.state_dir, retention_days=settings.usage_days) if settings.usage_days else None

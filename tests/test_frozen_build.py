@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "build_scripts" / "frozen_selftest.sh"
 OUT = ROOT / "build" / "frozen"
-# A cold build (PyInstaller analysis of fastapi, pydantic, Pillow, ...) takes 15-60 s on 2 cores.
+# A cold build (PyInstaller analysis of starlette, uvicorn, Pillow, ...) takes 15-60 s on 2 cores.
 BUILD_TIMEOUT = 240
 
 if os.environ.get("KI2API_SKIP_FROZEN") == "1" and os.environ.get("CI", "").lower() not in ("1", "true"):

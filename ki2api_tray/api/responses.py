@@ -16,8 +16,8 @@ from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 import anyio
-from fastapi import Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
 
 from ..core.errors import InvalidRequest, Ki2apiError, KiroUnavailable
 from ..core.model import ChatRequest, Finish, StreamEvent, TextDelta, Usage, WebSearch

@@ -1,6 +1,6 @@
 """The HTTP API: OpenAI- and Anthropic-compatible routes, auth, error shapes, streaming.
 
-`create_app()` builds a fresh FastAPI app per server start. Request bodies are parsed by the core
+`create_app()` builds a fresh Starlette app (`JsonApp`) per server start. Request bodies are parsed by the core
 translators (not by pydantic), so every bad input becomes a 4xx in the caller's own error shape.
 """
 
@@ -18,9 +18,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from .. import __version__
 from ..config import Settings
@@ -46,6 +46,7 @@ from ..core.responses_response import ResponsesEncoder, responses_object
 from ..core.sse import format_sse
 from ..core.tokencount import estimate_request_tokens
 from ..core.web_search import anthropic_search_tool
+from ..kiro import tls
 from ..kiro.account_pool import AccountPool
 from ..kiro.images import ImageFetcher
 from ..kiro.pooled_client import PooledClient
@@ -55,6 +56,7 @@ from ..kiro.web_search import WebSearcher
 from ..state import Phase, Reporter, Status
 from ..usage.store import UsageStore
 from .guard import GuardPolicy, RequestGuard
+from .json_app import JsonApp
 from .response_store import ResponseStore
 from .responses import (
     ClientGone,
@@ -85,12 +87,12 @@ def create_app(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     usage: UsageStore | None = None,
-) -> FastAPI:
+) -> JsonApp:
     """A new app; `transport` lets tests route upstream traffic without a network; `usage` answers /api/*."""
     pool = tokens if isinstance(tokens, AccountPool) else AccountPool.single(settings, tokens)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: JsonApp) -> AsyncIterator[None]:
         timeout = httpx.Timeout(
             connect=settings.connect_timeout,
             read=max(settings.first_byte_timeout, settings.idle_timeout),
@@ -98,11 +100,17 @@ def create_app(
             pool=settings.connect_timeout,
         )
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-        async with httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport, trust_env=True) as http:
+        verify = await tls.context(trust_env=True)
+        async with httpx.AsyncClient(
+            timeout=timeout, limits=limits, transport=transport, trust_env=True, verify=verify
+        ) as http:
             client = PooledClient(pool, http, reporter)
             app.state.client = client
             # Off loopback, image URLs must not reach this machine or its network (unless the user allows it).
-            images = ImageFetcher(guard_private=not (settings.on_loopback or settings.image_fetch_private))
+            images = ImageFetcher(
+                guard_private=not (settings.on_loopback or settings.image_fetch_private),
+                verify=await tls.context(trust_env=False),
+            )
             app.state.relay = Relay(
                 client, images, default_model=settings.default_model, fallback=settings.model_fallback
             )
@@ -117,14 +125,7 @@ def create_app(
                     await keeper
                 await images.aclose()
 
-    app = FastAPI(
-        title="ki2api",
-        version=__version__,
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-        default_response_class=SurrogateSafeJSONResponse,
-    )
+    app = JsonApp(lifespan=lifespan, json_response=SurrogateSafeJSONResponse)
     # Applied to the whole app, in front of routing: it covers every route, including ones added later.
     app.add_middleware(RequestGuard, policy=GuardPolicy.from_settings(settings), refuse=_error_response)
     expected_key = settings.api_key.encode("utf-8")
@@ -210,7 +211,7 @@ def create_app(
         error = Ki2apiError("ki2api hit an internal error; details are in its log file.", code="internal_error")
         return _error_response(request, error)
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.get("/")
     async def status_page(request: Request) -> HTMLResponse:
         language = page_language(
             settings.language,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import ssl
 from urllib.parse import urlsplit
 
 import httpx
@@ -40,9 +41,16 @@ def shown_url(url: str) -> str:
 class ImageFetcher:
     """Downloads URL images with its own client; `transport` replaces the address-checking one (tests)."""
 
-    def __init__(self, *, guard_private: bool, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        guard_private: bool,
+        transport: httpx.AsyncBaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
         if transport is None:
-            transport = PinnedTransport() if guard_private else httpx.AsyncHTTPTransport(trust_env=False)
+            direct = httpx.AsyncHTTPTransport(verify=verify, trust_env=False, limits=httpx.Limits(max_connections=32))
+            transport = PinnedTransport(inner=direct) if guard_private else direct
         self._http = httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False)
 
     async def aclose(self) -> None:
