@@ -1,6 +1,6 @@
 """The HTTP API: OpenAI- and Anthropic-compatible routes, auth, error shapes, streaming.
 
-`create_app()` builds a fresh Starlette app (`JsonApp`) per server start. Request bodies are parsed by the core
+`create_app()` builds a fresh FastAPI app per server start. Request bodies are parsed by the core
 translators (not by pydantic), so every bad input becomes a 4xx in the caller's own error shape.
 """
 
@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
+from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -56,7 +57,6 @@ from ..kiro.web_search import WebSearcher
 from ..state import Phase, Reporter, Status
 from ..usage.store import UsageStore
 from .guard import GuardPolicy, RequestGuard
-from .json_app import JsonApp
 from .response_store import ResponseStore
 from .responses import (
     ClientGone,
@@ -87,12 +87,12 @@ def create_app(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     usage: UsageStore | None = None,
-) -> JsonApp:
+) -> FastAPI:
     """A new app; `transport` lets tests route upstream traffic without a network; `usage` answers /api/*."""
     pool = tokens if isinstance(tokens, AccountPool) else AccountPool.single(settings, tokens)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: JsonApp) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout = httpx.Timeout(
             connect=settings.connect_timeout,
             read=max(settings.first_byte_timeout, settings.idle_timeout),
@@ -125,7 +125,16 @@ def create_app(
                     await keeper
                 await images.aclose()
 
-    app = JsonApp(lifespan=lifespan, json_response=SurrogateSafeJSONResponse)
+    app = FastAPI(
+        title="ki2api",
+        version=__version__,
+        lifespan=lifespan,
+        # Bodies are parsed by the core translators; no schema or docs pages are served to anyone.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        default_response_class=SurrogateSafeJSONResponse,
+    )
     # Applied to the whole app, in front of routing: it covers every route, including ones added later.
     app.add_middleware(RequestGuard, policy=GuardPolicy.from_settings(settings), refuse=_error_response)
     expected_key = settings.api_key.encode("utf-8")

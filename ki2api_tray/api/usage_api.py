@@ -11,13 +11,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from fastapi import FastAPI
 from starlette.requests import Request
 
 from ..core.errors import InvalidRequest
 from ..state import Status
 from ..usage.store import UsageStore
 from ..usage.summary import request_json, usage_json
-from .json_app import JsonApp
 
 MAX_DAYS = 90
 DEFAULT_DAYS = 30
@@ -36,7 +36,7 @@ def whole_number(request: Request, name: str, default: int, lowest: int, highest
 
 
 def add_usage_routes(
-    app: JsonApp,
+    app: FastAPI,
     *,
     usage: UsageStore | None,
     check_key: Callable[[Request], None],
