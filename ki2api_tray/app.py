@@ -155,14 +155,26 @@ def run_desktop(settings: Settings, startup: Startup) -> int:
         instance.release()
 
 
+MIN_KEY_LENGTH = 16
+
+
 def exposure_refusal(settings: Settings) -> str:
     """Why we refuse to listen beyond this machine, or "" when the setup is safe."""
-    if not settings.uses_default_key or is_loopback(settings.host):
+    if is_loopback(settings.host):
         return ""
-    return (
-        f"refusing to listen on {settings.host} with the public default API key: anyone who can reach this "
-        "machine could use your Kiro account. Set API_KEY to a secret of your own, or listen on 127.0.0.1."
-    )
+    if settings.uses_default_key:
+        return (
+            f"refusing to listen on {settings.host} with the public default API key: anyone who can reach this "
+            "machine could use your Kiro account. Set API_KEY to a secret of your own, or listen on 127.0.0.1."
+        )
+    if len(settings.api_key) < MIN_KEY_LENGTH:
+        return (
+            f"refusing to listen on {settings.host} with an API key of {len(settings.api_key)} characters: a short "
+            f"key can be guessed by anyone who can reach this machine. Use at least {MIN_KEY_LENGTH} random "
+            'characters (e.g. from `python -c "import secrets; print(secrets.token_urlsafe(24))"`), or '
+            "listen on 127.0.0.1."
+        )
+    return ""
 
 
 def serve(runtime: Runtime) -> int:

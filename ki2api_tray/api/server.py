@@ -15,6 +15,7 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -58,6 +59,7 @@ from ..state import Phase, Reporter, Status
 from ..usage.store import UsageStore
 from .guard import GuardPolicy, RequestGuard
 from .response_store import ResponseStore
+from .public_view import public_status, scrub
 from .responses import (
     ClientGone,
     SurrogateSafeJSONResponse,
@@ -140,13 +142,17 @@ def create_app(
     expected_key = settings.api_key.encode("utf-8")
     stored = ResponseStore()
 
-    def check_key(request: Request) -> None:
-        sent = request.headers.get("x-api-key", "")
+    def key_matches(request: Request) -> bool:
+        """True when either header carries the key: a client may send a stale one in the other header."""
         auth = request.headers.get("authorization", "")
-        if auth[:7].lower() == "bearer ":
-            sent = auth[7:].strip()
-        # compare_digest keeps the comparison time independent of how much of the key matched.
-        if not secrets.compare_digest(sent.encode("utf-8"), expected_key):
+        candidates = [request.headers.get("x-api-key", ""), auth[7:].strip() if auth[:7].lower() == "bearer " else ""]
+        # compare_digest keeps the comparison time independent of how much of the key matched; both are
+        # compared every time so the answer's timing does not say which header was tried.
+        matches = [secrets.compare_digest(c.encode("utf-8"), expected_key) for c in candidates]
+        return any(matches)
+
+    def check_key(request: Request) -> None:
+        if not key_matches(request):
             raise AuthenticationFailed(
                 "Invalid API key. Send the key from ki2api's config (default ki2api-key-2024) as "
                 "'Authorization: Bearer <key>' or 'x-api-key: <key>'."
@@ -228,17 +234,17 @@ def create_app(
             asked=request.query_params.get("lang", ""),
         )
         page = render_status_page(
-            status(),
+            public_status(status()),
             base_url=settings.base_url,
             language=language,
-            config_file=str(settings.app_paths.config_file),
+            config_file=scrub(str(settings.app_paths.config_file), Path.home()),
             public_key=settings.api_key if settings.uses_default_key else None,
         )
         return HTMLResponse(page, headers={"Cache-Control": "no-store", "Content-Language": language})
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
-        body = status().as_public_dict()
+    async def health(request: Request) -> dict[str, Any]:
+        body = (status() if key_matches(request) else public_status(status())).as_public_dict()
         if body["status"] == Phase.STARTING.value:  # answering at all means uvicorn is up; the phase catches up
             body["status"] = Phase.RUNNING.value
         return {**body, "version": __version__}
