@@ -167,9 +167,10 @@ def exposure_refusal(settings: Settings) -> str:
             f"refusing to listen on {settings.host} with the public default API key: anyone who can reach this "
             "machine could use your Kiro account. Set API_KEY to a secret of your own, or listen on 127.0.0.1."
         )
-    if len(settings.api_key) < MIN_KEY_LENGTH:
+    length = len(settings.api_key)  # only the length is compared: not a secret
+    if length < MIN_KEY_LENGTH:
         return (
-            f"refusing to listen on {settings.host} with an API key of {len(settings.api_key)} characters: a short "
+            f"refusing to listen on {settings.host} with an API key of {length} characters: a short "
             f"key can be guessed by anyone who can reach this machine. Use at least {MIN_KEY_LENGTH} random "
             'characters (e.g. from `python -c "import secrets; print(secrets.token_urlsafe(24))"`), or '
             "listen on 127.0.0.1."

@@ -341,7 +341,7 @@ def test_store_refused_refresh_needs_login_until_new_file(
     assert credentials(store, fake).access_token == "aoa-relogin"
 
 
-def test_store_unreachable_login_service_is_retried_next_request(
+def test_store_unreachable_login_service_is_retried_after_a_backoff(
     token_path: Path, settings: Settings, clock: Clock, fake: FakeLogin
 ) -> None:
     write_token(token_path, expires_in_min=-5)
@@ -352,9 +352,37 @@ def test_store_unreachable_login_service_is_retried_next_request(
         credentials(store, fake)
     status = store.status()
     assert status.health is TokenHealth.REFRESH_FAILED and "Could not reach" in status.detail
+    with pytest.raises(KiroUnavailable, match="tries again in") as waiting:
+        credentials(store, fake)  # within the backoff: no second call to a service that just failed
+    assert waiting.value.retry_after in (2, 3)
+    assert len(fake.refreshes()) == 1
+    clock.advance(seconds=3)
     assert credentials(store, fake).access_token == "aoa-new-1"
     assert len(fake.refreshes()) == 2
     assert store.status().health is TokenHealth.VALID
+
+
+def test_store_backoff_grows_per_failure_with_jitter(
+    token_path: Path, settings: Settings, clock: Clock, fake: FakeLogin
+) -> None:
+    write_token(token_path, expires_in_min=-5)
+    store = TokenStore(settings, clock=clock)
+    store.reload()
+    fake.failures.extend([httpx.Response(500), httpx.ReadTimeout("slow"), httpx.Response(502)])
+    waits = []
+    for _ in range(3):
+        with pytest.raises(KiroUnavailable):
+            credentials(store, fake)  # the attempt
+        with pytest.raises(KiroUnavailable) as waiting:
+            credentials(store, fake)  # inside the backoff
+        assert waiting.value.retry_after is not None
+        waits.append(waiting.value.retry_after)
+        clock.advance(seconds=waiting.value.retry_after)
+    assert len(fake.refreshes()) == 3
+    assert [2 <= waits[0] <= 3, 4 <= waits[1] <= 5, 8 <= waits[2] <= 10] == [True, True, True]
+    assert credentials(store, fake).access_token == "aoa-new-1"
+    assert [tokens.backoff_delay(n, jitter=0).total_seconds() for n in (1, 2, 3, 20)] == [2, 4, 8, 120]
+    assert tokens.backoff_delay(1, jitter=1).total_seconds() == 2.5
 
 
 def test_store_unreachable_login_service_shared_by_waiters(
@@ -553,6 +581,7 @@ def test_store_never_reveals_tokens(
         with pytest.raises((KiroUnavailable, KiroLoginRequired)) as caught:
             credentials(store, fake)
         shown += [str(caught.value), repr(caught.value), store.status().detail]
+        clock.advance(seconds=5)  # past the backoff after the unreachable service
     token_path.write_text('{"accessToken": "aoa-old", "refreshTok')
     store.reload()
     write_token(token_path, expires_in_min=-5, refreshToken="aor-other")

@@ -145,11 +145,13 @@ def create_app(
     def key_matches(request: Request) -> bool:
         """True when either header carries the key: a client may send a stale one in the other header."""
         auth = request.headers.get("authorization", "")
-        candidates = [request.headers.get("x-api-key", ""), auth[7:].strip() if auth[:7].lower() == "bearer " else ""]
-        # compare_digest keeps the comparison time independent of how much of the key matched; both are
-        # compared every time so the answer's timing does not say which header was tried.
-        matches = [secrets.compare_digest(c.encode("utf-8"), expected_key) for c in candidates]
-        return any(matches)
+        candidates = [request.headers.get("x-api-key")]
+        if auth[:7].lower() == "bearer ":
+            candidates.append(auth[7:].strip())
+        sent = [c for c in candidates if c is not None] or [""]
+        # compare_digest keeps the comparison time independent of how much of the key matched; every
+        # header sent is compared, so the timing does not say which one held the key.
+        return any([secrets.compare_digest(c.encode("utf-8"), expected_key) for c in sent])
 
     def check_key(request: Request) -> None:
         if not key_matches(request):
@@ -452,4 +454,6 @@ def _is_anthropic(request: Request) -> bool:
 
 def _error_response(request: Request, error: Ki2apiError) -> JSONResponse:
     body = anthropic_error_body(error) if _is_anthropic(request) else openai_error_body(error)
-    return SurrogateSafeJSONResponse(body, status_code=error.status)
+    retry_after = getattr(error, "retry_after", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return SurrogateSafeJSONResponse(body, status_code=error.status, headers=headers)

@@ -104,6 +104,7 @@ class KiroUnavailable(Ki2apiError):
     status = 503
     kind = "api_error"
     code = "kiro_unavailable"
+    retry_after: int | None = None  # seconds until ki2api tries again; sent as the Retry-After header
 
 
 class UpstreamError(Ki2apiError):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import random
 import threading
 import weakref
 from collections.abc import Callable
@@ -44,6 +46,18 @@ log = logging.getLogger(__name__)
 # After the login service could not be reached, a token that still works is used for this long before
 # the next attempt, so an outage does not add a refresh timeout to every request.
 REFRESH_RETRY_DELAY = timedelta(seconds=30)
+# After the login service failed (5xx, timeout, unreachable), the next try waits FIRST, doubling per
+# consecutive failure up to MAX, stretched by up to JITTER so many ki2api instances do not retry in step.
+BACKOFF_FIRST = 2.0
+BACKOFF_MAX = 120.0
+BACKOFF_JITTER = 0.25
+
+
+def backoff_delay(failures: int, jitter: float | None = None) -> timedelta:
+    """The wait after `failures` consecutive failures (1, 2, ...); `jitter` in [0, 1] replaces the random draw."""
+    draw = random.random() if jitter is None else jitter
+    base = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** max(failures - 1, 0))
+    return timedelta(seconds=base * (1 + BACKOFF_JITTER * draw))
 
 
 __all__ = ["BUILDER_ID_PLACEHOLDER_ARN", "Credentials", "TokenStore"]
@@ -98,6 +112,7 @@ class TokenStore:
         self._block: Block | None = None
         self._failure: _Failure | None = None
         self._retry_at: datetime | None = None
+        self._failed_in_a_row = 0  # consecutive refreshes the login service failed (not refused)
         self._attempts = 0  # finished refresh attempts; a waiter that sees it move shares that outcome
         self._arns = ProfileArns(settings)  # the ARN found for the current login
         self._published: TokenStatus | None = None
@@ -183,6 +198,7 @@ class TokenStore:
         self._failure = None
         self._retry_at = None
         self._arns.forget()
+        self._failed_in_a_row = 0
 
     def _publish(self) -> TokenStatus:
         with self._lock:
@@ -281,6 +297,7 @@ class TokenStore:
             if record is None:
                 raise self._missing_error()
         if stale:
+            self._raise_while_backing_off()
             async with self._refresh_lock():
                 record, stale, attempts = self._snapshot()
                 if stale:
@@ -299,6 +316,7 @@ class TokenStore:
                 "Kiro refused the API key in KIRO_API_KEY (a key cannot be renewed): create a new key in the Kiro "
                 "portal, or check that your organisation allows API keys"
             )
+        self._raise_while_backing_off()
         async with self._refresh_lock():
             record, stale, attempts = self._snapshot()
             if record is None or record.access_token == rejected.access_token or stale:
@@ -306,6 +324,19 @@ class TokenStore:
                     self._raise_failure_of_shared_attempt()
                 record = await self._refresh(http, record, rejected=rejected.access_token)
         return await self._credentials_for(http, record)
+
+    def _raise_while_backing_off(self) -> None:
+        """While the login service is given time to recover, a request that needs a refresh gets a 503."""
+        with self._lock:
+            failure, retry_at = self._failure, self._retry_at
+        if failure is None or failure.login_required or retry_at is None:
+            return
+        left = (retry_at - self._clock()).total_seconds()
+        if left > 0:
+            reason = failure.error.message.split("; will retry")[0].rstrip(".")
+            error = KiroUnavailable(f"{reason}; ki2api tries again in {math.ceil(left)} s.")
+            error.retry_after = math.ceil(left)
+            raise error
 
     def _raise_failure_of_shared_attempt(self) -> None:
         # A refresh finished while this caller waited for the lock; if it failed, its answer is ours too,
@@ -362,7 +393,13 @@ class TokenStore:
             self._attempts += 1
             if record.same_tokens(current):
                 self._failure = _Failure(error)
-                self._retry_at = None if isinstance(error, KiroLoginRequired) else now + REFRESH_RETRY_DELAY
+                if isinstance(error, KiroLoginRequired):
+                    self._retry_at = None
+                else:
+                    self._failed_in_a_row += 1
+                    wait = backoff_delay(self._failed_in_a_row)
+                    # A token that still works carries requests meanwhile, so there is no hurry.
+                    self._retry_at = now + (max(wait, REFRESH_RETRY_DELAY) if still_works else wait)
         if current is not None and not record.same_tokens(current):
             # The watcher brought in a new login while we asked; the failure belongs to the old one.
             if current.access_token != rejected and current.expires_at is not None and current.expires_at > now:
@@ -401,6 +438,7 @@ class TokenStore:
                     self._record = new
                     self._failure = None
                     self._retry_at = None
+                    self._failed_in_a_row = 0
                 self._attempts += 1
         expiry = f"{new.expires_at:%H:%M:%S} UTC" if new.expires_at else "an unknown time"
         log.info("Renewed the Kiro token (%s login); it expires at %s", new.auth_kind, expiry)
