@@ -24,6 +24,7 @@ import httpx
 
 from .clients import BenchmarkError, DirectSide, ProxySide, StreamTiming
 from .core_speed import events_per_second
+from .guard_cost import guard_cost_us
 from .load import burst, paced_streams, requests_per_second, streamed_requests
 from .process import FakeKiroProcess, ServerProcess, VirtualScreen
 from .table import Figure, Target, render
@@ -90,6 +91,7 @@ def core_figures(plan: Plan) -> list[Figure]:
     _progress("usage store")
     records = 2_000 if plan.core_seconds < 1 else 8_000  # under the queue limit: nothing is dropped
     add_us, rows_per_second = store_costs(records)
+    bare, guarded = guard_cost_us(calls=2_000 if plan.core_seconds < 1 else 20_000)
     return [
         Figure("core: decode + translate + OpenAI chunks (1 core)", openai, "events/s", target),
         Figure("core: decode + translate + Anthropic events (1 core)", anthropic, "events/s", target),
@@ -106,6 +108,13 @@ def core_figures(plan: Plan) -> list[Figure]:
             "rows/s",
             Target(">=", 1_000),
             "batched inserts, SQLite WAL, off the request path",
+        ),
+        Figure(
+            "request guard (Host, Origin, CORS): added time per request",
+            guarded - bare,
+            "us",
+            Target("<=", 100),
+            detail=f"{bare:.1f} us bare app, {guarded:.1f} us behind the guard",
         ),
     ]
 

@@ -25,6 +25,7 @@ FIGURES = [
     "core: decode + translate + Anthropic events",
     "usage store: queueing one request's record",
     "usage store: rows written by its thread",
+    "request guard (Host, Origin, CORS): added time per request",
     "server process: idle RSS after start",
     "server process: RSS after 100 streamed requests",
     "server process: RSS growth, requests",

@@ -28,6 +28,7 @@ from ..core.errors import Ki2apiError
 
 # Names a browser only sends for a page served by this machine itself.
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
+_LOCAL_SET = frozenset(LOCAL_HOSTS)
 _LOOPBACK_ORIGIN = r"https?://(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d{1,5})?"
 # Desktop apps (Electron, Tauri, VS Code webviews) and browser extensions: a web page cannot use these.
 APP_SCHEMES = (
@@ -77,7 +78,8 @@ class GuardPolicy:
         # No browser omits Host; a bare HTTP/1.0 client from this machine may.
         if not self.check_host or not host:
             return True
-        return self.hosts.fullmatch(host_name(host)) is not None
+        name = host_name(host)
+        return name in _LOCAL_SET or self.hosts.fullmatch(name) is not None
 
     def origin_allowed(self, origin: str | None) -> bool:
         # "null" (sandboxed frames, data: pages) is deliberately not allowed: any web page can produce it.

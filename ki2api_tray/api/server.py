@@ -58,8 +58,8 @@ from ..kiro.web_search import WebSearcher
 from ..state import Phase, Reporter, Status
 from ..usage.store import UsageStore
 from .guard import GuardPolicy, RequestGuard
-from .response_store import ResponseStore
 from .public_view import public_status, scrub
+from .response_store import ResponseStore
 from .responses import (
     ClientGone,
     SurrogateSafeJSONResponse,
