@@ -33,7 +33,6 @@ def test_unauthenticated_routes_show_no_home_paths_or_request_text(proxy: Proxy)
         assert home not in shown
         assert "private-photo" not in shown
         assert "Signature" not in shown
-    assert "ki2api-tray status" in page  # where the details are
     assert "private-photo.png" in keyed["last_error"]  # the key holder sees which image failed
     assert "Signature" not in keyed["last_error"]  # but never a query string
     assert keyed["token"]["source"] == str(proxy.kiro.token_file)

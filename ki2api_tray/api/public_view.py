@@ -17,6 +17,7 @@ REQUEST_ERROR_HIDDEN = (
     "The last request failed. The details are shown to the key holder: `ki2api-tray status`, or /health "
     "with the API key."
 )
+_ANY_URL = re.compile(r"https?://[^\s'\"]+?(?=[\s'\"]|\)?\.?(?:\s|$))")
 _URL = re.compile(r"(https?://[^\s?#'\"]*)[?#][^\s'\"]*")
 
 
@@ -33,7 +34,7 @@ def public_status(status: Status, home: Path | None = None) -> Status:
     home = home or Path.home()
     last_error = status.last_error
     if last_error and status.last_error_kind == "request":
-        last_error = REQUEST_ERROR_HIDDEN
+        last_error = _ANY_URL.sub("(a URL from the request)", last_error)
     token = dataclasses.replace(
         status.token, source=scrub(status.token.source, home), detail=scrub(status.token.detail, home)
     )
