@@ -85,6 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     refusal = exposure_refusal(settings)
     if refusal:
         return startup.failed(refusal, code=2)
+    if settings.default_key_off_loopback:
+        print(
+            f"ki2api: listening on {settings.host} with the public default API key because "
+            "KI2API_ALLOW_DEFAULT_KEY_OFF_LOOPBACK is set: publish the port on 127.0.0.1 only",
+            file=sys.stderr,
+        )
     if args.command == "serve":
         return serve(build_runtime(settings))
     try:
@@ -147,6 +153,9 @@ def run_desktop(settings: Settings, startup: Startup) -> int:
 
         runtime = build_runtime(settings)
         tray = TrayUI(runtime.service, runtime.state, settings)
+        if tray.menu_missing:
+            print(f"ki2api: {tray.tr('notice.no_menu')}", file=sys.stderr)
+            runtime.state.update(tray_menu_missing=True)  # the status page says it too
         instance.set_on_show(tray.show_already_running)
         tray.run()  # blocks on the main thread until Quit; starts the service in its setup callback
         runtime.service.close()

@@ -130,6 +130,9 @@ EN: dict[str, str] = {
     "page.token_hint.exhausted": "The credits are used up until the plan resets.",
     "page.token_hint.cooldown": "Kiro is limiting this account for a while; ki2api rests it meanwhile.",
     "page.language": "中文",
+    "notice.no_menu": "The tray icon has no menu: pystray needs PyGObject for one. Install Debian's python3-gi, "
+    "gir1.2-gtk-3.0 and gir1.2-ayatanaappindicator3-0.1, then run ki2api from a venv made with "
+    "`python3 -m venv --system-site-packages` (see the README).",
     "page.web_hint": "Browser-based clients: web pages may call ki2api only from origins you allow. Start "
     "ki2api with KI2API_ALLOWED_ORIGINS set to the page's origin (comma-separated, * wildcards), e.g.",
 }
@@ -242,6 +245,9 @@ ZH: dict[str, str] = {
     "page.token_hint.exhausted": "积分已用完，套餐重置后恢复。",
     "page.token_hint.cooldown": "Kiro 暂时限制了此账号的请求频率，ki2api 会让它休息一会儿。",
     "page.language": "English",
+    "notice.no_menu": "托盘图标没有菜单：pystray 需要 PyGObject 才能显示菜单。请安装 Debian 的 python3-gi、"
+    "gir1.2-gtk-3.0 和 gir1.2-ayatanaappindicator3-0.1，再在用 `python3 -m venv --system-site-packages` "
+    "创建的 venv 中运行 ki2api（见 README）。",
     "page.web_hint": "网页客户端：只有你允许的来源（origin）才能从浏览器调用 ki2api。启动前把 KI2API_ALLOWED_ORIGINS "
     "设为该网页的来源（逗号分隔，可用 * 通配），例如：",
 }

@@ -168,6 +168,7 @@ class Status:
     account_message: str = ""
     quota: Quota | None = None
     accounts: tuple[AccountStatus, ...] = ()  # every Kiro account in priority order (one without a pool)
+    tray_menu_missing: bool = False  # from source on Linux without PyGObject: the tray icon has no menu
 
     def as_public_dict(self) -> dict[str, Any]:
         """What `/health` and the status page show: no secrets, JSON-ready."""

@@ -184,3 +184,32 @@ def test_double_click_path_serves_follows_token_and_obeys_menu(
     shown = Path(os.environ.get("KI2API_TRAY_SCREENSHOT", ""))
     if shown.name:
         shutil.copy(tmp_path / "menu.png", shown)
+
+
+def test_from_source_without_pygobject_says_why_the_icon_has_no_menu(
+    display: dict[str, str], kiro_env: KiroEnv, tmp_path: Path
+) -> None:
+    """Without PyGObject pystray falls back to its X11 backend, which has no menu: one line says so and how to fix
+    it, at start and on the status page."""
+    no_gi = tmp_path / "no-gi"
+    no_gi.mkdir()
+    (no_gi / "gi.py").write_text("raise ImportError('PyGObject is not installed (simulated)')\n")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    repo = str(Path(__file__).resolve().parent.parent)
+    env = {**display, "KI2API_PORT": str(port), "PYTHONPATH": os.pathsep.join((str(no_gi), repo))}
+    env.pop("PYSTRAY_BACKEND", None)  # the suite's dummy backend; here pystray must choose as it would for a user
+    app = subprocess.Popen(
+        [sys.executable, "-m", "ki2api_tray"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        wait_for(lambda: healthy(url) or app.poll() is not None, 30, "the server")
+        assert app.poll() is None, app.communicate()[0]
+        page = httpx.get(f"{url}/", timeout=5).text
+    finally:
+        app.terminate()
+        output = app.communicate(timeout=15)[0]
+    assert "needs PyGObject" in page and "python3 -m venv --system-site-packages" in page, output
+    hints = [line for line in output.splitlines() if "needs PyGObject" in line]
+    assert len(hints) == 1, output
+    assert "python3-gi" in hints[0] and "--system-site-packages" in hints[0]

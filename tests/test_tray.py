@@ -1040,3 +1040,28 @@ def test_tray_titles_survive_the_x11_backend(language: str) -> None:
     tray._apply(running())
 
     assert tray.icon.title.startswith("ki2api")
+
+
+class _MenuLessIcon:
+    HAS_MENU = False
+
+
+def test_a_menu_less_backend_from_source_on_linux_needs_pygobject(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ki2api_tray.desktop.tray import lacks_menu
+
+    monkeypatch.setitem(sys.modules, "gi", None)  # `import gi` now fails as it does without PyGObject
+    assert lacks_menu(_MenuLessIcon, platform="linux")
+    assert not lacks_menu(_MenuLessIcon, platform="win32")
+    monkeypatch.setattr(sys, "frozen", True, raising=False)  # the packaged app cannot take PyGObject
+    assert not lacks_menu(_MenuLessIcon, platform="linux")
+
+
+def test_status_page_says_the_tray_menu_needs_pygobject() -> None:
+    from ki2api_tray.api.status_page import render_status_page
+    from ki2api_tray.state import Status
+
+    url = "http://127.0.0.1:8989/v1"
+    assert "PyGObject" not in render_status_page(Status(), base_url=url, language="en")
+    page = render_status_page(Status(tray_menu_missing=True), base_url=url, language="en")
+    assert "needs PyGObject" in page and "python3 -m venv --system-site-packages" in page
+    assert "PyGObject" in render_status_page(Status(tray_menu_missing=True), base_url=url, language="zh")

@@ -67,6 +67,17 @@ def can_show_tray(environ: Mapping[str, str] = os.environ, platform: str = sys.p
     return True, ""
 
 
+def lacks_menu(icon_cls: type[object], platform: str = sys.platform) -> bool:
+    """From source on Linux without PyGObject, pystray falls back to its X11 backend, which has no menu."""
+    if not platform.startswith("linux") or getattr(sys, "frozen", False) or getattr(icon_cls, "HAS_MENU", True):
+        return False
+    try:
+        import gi  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        return True
+    return False  # PyGObject is there; the X11 backend was asked for by name (PYSTRAY_BACKEND)
+
+
 class ServiceControl(Protocol):
     """What the tray needs from `ProxyService`."""
 
@@ -134,6 +145,7 @@ class TrayUI:
         self._latin1_title = cls.__module__.endswith("._xorg")
         self.icon = cls("ki2api-tray", icon=self._image(self._level), title=self._title(status), menu=self.build_menu())
         self.ui = UiThread(self.icon, post_message=ui_post)
+        self.menu_missing = lacks_menu(cls)
 
     def ui_call(self, fn: Callable[..., object], *args: object) -> None:
         """Run one change to the icon, title, menu or a notification on the thread the backend owns."""
