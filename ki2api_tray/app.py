@@ -172,6 +172,8 @@ def exposure_refusal(settings: Settings) -> str:
     if is_loopback(settings.host):
         return ""
     if settings.uses_default_key:
+        if settings.allow_default_key_off_loopback:
+            return ""  # a port published on loopback only (docker-compose.yml); the Host guard stays on
         return (
             f"refusing to listen on {settings.host} with the public default API key: anyone who can reach this "
             "machine could use your Kiro account. Set API_KEY to a secret of your own, or listen on 127.0.0.1."

@@ -132,6 +132,9 @@ class Settings:
     usage_days: int = 90
     # Tray notifications about credits, the login and the account (the tray menu switches this).
     notifications: bool = True
+    # Accept the public default key while listening off loopback. Only for a port nothing but this machine can
+    # reach, such as a container published on 127.0.0.1 only (docker-compose.yml sets it).
+    allow_default_key_off_loopback: bool = False
     app_paths: paths.AppPaths = field(default_factory=paths.app_paths)
 
     @property
@@ -141,6 +144,11 @@ class Settings:
     @property
     def on_loopback(self) -> bool:
         return is_loopback(self.host)
+
+    @property
+    def default_key_off_loopback(self) -> bool:
+        """Listening beyond loopback with the public default key, which only the explicit setting allows."""
+        return self.uses_default_key and not self.on_loopback and self.allow_default_key_off_loopback
 
     @property
     def base_url(self) -> str:
@@ -220,6 +228,7 @@ ENVIRONMENT = {
     "KI2API_IMAGE_FETCH_PRIVATE": "image_fetch_private",
     "KI2API_USAGE_DAYS": "usage_days",
     "KI2API_NOTIFICATIONS": "notifications",
+    "KI2API_ALLOW_DEFAULT_KEY_OFF_LOOPBACK": "allow_default_key_off_loopback",
 }
 
 # Keys a person may put in config.json: every field except the derived paths.

@@ -68,8 +68,9 @@ class GuardPolicy:
         hosts = [re.escape(h) for h in LOCAL_HOSTS] + extra_hosts
         origins = [_LOOPBACK_ORIGIN, _APP_ORIGIN, *_wildcards(settings.allowed_origins)]
         return cls(
-            # Off loopback (Docker, LAN) the Host names are not known in advance, unless the user lists them.
-            check_host=settings.on_loopback or bool(extra_hosts),
+            # Off loopback (Docker, LAN) the Host names are not known in advance, unless the user lists them. The
+            # public default key off loopback is only allowed behind a port published on loopback: check as there.
+            check_host=settings.on_loopback or bool(extra_hosts) or settings.default_key_off_loopback,
             hosts=re.compile("|".join(hosts), re.IGNORECASE),
             origins=re.compile("|".join(f"(?:{o})" for o in origins), re.IGNORECASE),
         )

@@ -13,8 +13,9 @@ import re
 from dataclasses import dataclass
 
 from ..config import Settings
+from .env_login import load_environment_login
 from .kiro_cli import read_cli_logins
-from .token_file import TokenFileError, TokenRecord, read_token_file, token_from_environment
+from .token_file import TokenFileError, TokenRecord, read_token_file
 
 log = logging.getLogger(__name__)
 
@@ -86,5 +87,5 @@ def _look(settings: Settings, origin: str) -> Found | None:
         return Found(logins.record, origin, where, note=note)
     if origin == "api_key":
         return Found(api_key_login(settings.kiro_api_key), origin, where) if settings.kiro_api_key else None
-    record = token_from_environment(settings.access_token, settings.refresh_token)
+    record = load_environment_login(settings)  # the seed, or its last renewal kept in the state folder
     return None if record is None else Found(record, origin, where)

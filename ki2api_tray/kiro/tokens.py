@@ -27,6 +27,7 @@ from ..core.errors import KiroLoginRequired, KiroUnavailable
 from ..state import TokenStatus
 from .account_block import SUSPENDED, Block
 from .credentials import Credentials, login_identity, registration_for
+from .env_login import save_environment_login
 from .login_kind import (
     login_label,
     mask_arn,
@@ -440,6 +441,8 @@ class TokenStore:
                     self._retry_at = None
                     self._failed_in_a_row = 0
                 self._attempts += 1
+        if new.origin == "environment":
+            save_environment_login(self._settings, new)  # so a restart with the same tokens needs no new ones
         expiry = f"{new.expires_at:%H:%M:%S} UTC" if new.expires_at else "an unknown time"
         log.info("Renewed the Kiro token (%s login); it expires at %s", new.auth_kind, expiry)
         self._publish()
