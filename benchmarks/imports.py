@@ -90,6 +90,8 @@ class Scenario:
         env.pop("PYSTRAY_BACKEND", None)
         env.pop("DISPLAY", None)
         env |= {"HOME": str(home), "KI2API_HOME": str(root / f"{name}-state"), "NO_PROXY": "*"}
+        # The update check runs (its imports count) against the discard port: GitHub is never asked.
+        env["KI2API_UPDATE_URL"] = "http://127.0.0.1:9/"
         env |= {"KI2API_PORT": str(self.port), "PYTHONPATH": str(REPO_ROOT), **extra_env}
         self._stderr = self.stderr_path.open("wb")
         self.started = time.perf_counter()

@@ -98,7 +98,7 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{port}"
         env = {key: value for key, value in os.environ.items() if not _is_leaky(key)}
         env |= {"HOME": str(home), "USERPROFILE": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
-        env |= {"KI2API_HOME": str(state_dir), "API_KEY": DEFAULT_API_KEY, "NO_PROXY": "*"}
+        env |= {"KI2API_HOME": str(state_dir), "API_KEY": DEFAULT_API_KEY, "NO_PROXY": "*", "KI2API_UPDATE_CHECK": "0"}
         env |= {variable: kiro_url for variable in KIRO_URL_VARIABLES}
         env |= {"KI2API_PORT": str(port), **(extra_env or {})}
         started = time.perf_counter()

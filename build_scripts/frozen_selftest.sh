@@ -109,7 +109,7 @@ echo "frozen_selftest: --selftest passed with closed streams in $(seconds "$SELF
 PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 started=$(now_ms)
 # A plain command (no function or subshell around it), so $! is the app itself and gets the SIGTERM.
-HOME="$SANDBOX/home" KI2API_HOME="$SANDBOX/ki2api" "$BIN" serve --port "$PORT" </dev/null >&- 2>&- &
+HOME="$SANDBOX/home" KI2API_HOME="$SANDBOX/ki2api" KI2API_UPDATE_CHECK=0 "$BIN" serve --port "$PORT" </dev/null >&- 2>&- &
 SERVER_PID=$!
 HEALTHY_AT=$("$PY" - "$PORT" <<'EOF'
 import sys, time, urllib.request

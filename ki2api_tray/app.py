@@ -18,6 +18,7 @@ from types import FrameType
 
 from . import __version__, paths
 from .config import ConfigError, Settings, is_loopback, load_settings
+from .desktop.updates import UpdateCheck
 from .limits import raise_open_files_limit
 from .logs import configure_logging, guard_std_streams, log_level_problem
 from .runtime import Runtime, build_runtime
@@ -157,6 +158,7 @@ def run_desktop(settings: Settings, startup: Startup) -> int:
             print(f"ki2api: {tray.tr('notice.no_menu')}", file=sys.stderr)
             runtime.state.update(tray_menu_missing=True)  # the status page says it too
         instance.set_on_show(tray.show_already_running)
+        UpdateCheck(settings, runtime.state).start()  # in the background; a newer release adds a tray item
         tray.run()  # blocks on the main thread until Quit; starts the service in its setup callback
         runtime.service.close()
         return 0
@@ -205,6 +207,7 @@ def serve(runtime: Runtime) -> int:
         print(f"ki2api: {runtime.state.snapshot().last_error}", file=sys.stderr)
         service.close()
         return 1
+    UpdateCheck(runtime.settings, runtime.state).start()  # in the background; never by the self-test
     token = runtime.state.snapshot().token
     address = runtime.state.snapshot().address  # the bound one: port 0 in the settings picks a free port
     print(f"ki2api {__version__}: OpenAI and Anthropic APIs on http://{address}/v1", file=sys.stderr)

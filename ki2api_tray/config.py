@@ -29,6 +29,7 @@ DEFAULT_LOGIN_SOURCES = "token_file,kiro_cli,api_key,environment"
 LOGIN_SOURCES = frozenset(DEFAULT_LOGIN_SOURCES.split(","))
 # The only regions a Kiro profile (and so the API) lives in (kiro-protocol-2026.md §1.2).
 DEFAULT_PROFILE_REGIONS = "us-east-1,eu-central-1"
+DEFAULT_UPDATE_URL = "https://api.github.com/repos/ki2api/ki2api-tray/releases/latest"
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,9 @@ class Settings:
     # Accept the public default key while listening off loopback. Only for a port nothing but this machine can
     # reach, such as a container published on 127.0.0.1 only (docker-compose.yml sets it).
     allow_default_key_off_loopback: bool = False
+    # Ask GitHub once a day whether a newer release exists (only tells; never downloads).
+    update_check: bool = True
+    update_url: str = DEFAULT_UPDATE_URL
     app_paths: paths.AppPaths = field(default_factory=paths.app_paths)
 
     @property
@@ -229,6 +233,8 @@ ENVIRONMENT = {
     "KI2API_USAGE_DAYS": "usage_days",
     "KI2API_NOTIFICATIONS": "notifications",
     "KI2API_ALLOW_DEFAULT_KEY_OFF_LOOPBACK": "allow_default_key_off_loopback",
+    "KI2API_UPDATE_CHECK": "update_check",
+    "KI2API_UPDATE_URL": "update_url",
 }
 
 # Keys a person may put in config.json: every field except the derived paths.

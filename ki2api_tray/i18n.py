@@ -56,6 +56,7 @@ EN: dict[str, str] = {
     "menu.open_logs": "Open logs folder",
     "menu.open_config": "Open config",
     "menu.autostart": "Start at login",
+    "menu.update": "Update available: ki2api {version}…",
     "menu.quit": "Quit ki2api",
     "menu.setup": "Set up a client",
     "menu.setup_preview": "{client}: show the changes",
@@ -130,6 +131,8 @@ EN: dict[str, str] = {
     "page.token_hint.exhausted": "The credits are used up until the plan resets.",
     "page.token_hint.cooldown": "Kiro is limiting this account for a while; ki2api rests it meanwhile.",
     "page.language": "中文",
+    "page.update": "ki2api {version} is available (you run {current}):",
+    "page.update_link": "release page",
     "notice.no_menu": "The tray icon has no menu: pystray needs PyGObject for one. Install Debian's python3-gi, "
     "gir1.2-gtk-3.0 and gir1.2-ayatanaappindicator3-0.1, then run ki2api from a venv made with "
     "`python3 -m venv --system-site-packages` (see the README).",
@@ -175,6 +178,7 @@ ZH: dict[str, str] = {
     "menu.open_logs": "打开日志文件夹",
     "menu.open_config": "打开配置文件",
     "menu.autostart": "登录时自动启动",
+    "menu.update": "有新版本：ki2api {version}…",
     "menu.quit": "退出 ki2api",
     "menu.setup": "配置客户端",
     "menu.setup_preview": "{client}：查看改动",
@@ -245,6 +249,8 @@ ZH: dict[str, str] = {
     "page.token_hint.exhausted": "积分已用完，套餐重置后恢复。",
     "page.token_hint.cooldown": "Kiro 暂时限制了此账号的请求频率，ki2api 会让它休息一会儿。",
     "page.language": "English",
+    "page.update": "ki2api {version} 已发布（当前版本 {current}）：",
+    "page.update_link": "发布页面",
     "notice.no_menu": "托盘图标没有菜单：pystray 需要 PyGObject 才能显示菜单。请安装 Debian 的 python3-gi、"
     "gir1.2-gtk-3.0 和 gir1.2-ayatanaappindicator3-0.1，再在用 `python3 -m venv --system-site-packages` "
     "创建的 venv 中运行 ki2api（见 README）。",

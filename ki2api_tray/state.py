@@ -147,6 +147,14 @@ def _quota_dict(quota: Quota | None) -> dict[str, Any] | None:
 
 
 @dataclass(frozen=True)
+class Release:
+    """A newer ki2api release than the running one, and its web page."""
+
+    version: str
+    url: str
+
+
+@dataclass(frozen=True)
 class Status:
     phase: Phase = Phase.STOPPED
     address: str = ""  # "127.0.0.1:8989" while running
@@ -169,6 +177,7 @@ class Status:
     quota: Quota | None = None
     accounts: tuple[AccountStatus, ...] = ()  # every Kiro account in priority order (one without a pool)
     tray_menu_missing: bool = False  # from source on Linux without PyGObject: the tray icon has no menu
+    update: Release | None = None  # set by the update check when a newer release exists
 
     def as_public_dict(self) -> dict[str, Any]:
         """What `/health` and the status page show: no secrets, JSON-ready."""

@@ -59,4 +59,6 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
     monkeypatch.setenv("LOCALAPPDATA", str(home / "AppData" / "Local"))
     monkeypatch.setenv("KI2API_HOME", str(tmp_path / "ki2api-home"))
+    # No test asks GitHub for releases; tests/test_updates.py turns the check on against its loopback fake.
+    monkeypatch.setenv("KI2API_UPDATE_CHECK", "0")
     yield home

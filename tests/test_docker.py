@@ -76,6 +76,7 @@ def container_env(tmp_path: Path, host: Mapping[str, str], fake: FakeKiro, *, co
     if compose:
         env |= compose_environment(host)
     env |= {name: fake.base_url for name in KIRO_URLS}  # the container's "internet" is the fake Kiro
+    env["KI2API_UPDATE_CHECK"] = "0"  # and it has no GitHub to ask
     keep = ("PATH", "SYSTEMROOT", "LANG", "LC_ALL")
     return {**{k: os.environ[k] for k in keep if k in os.environ}, "PYTHONPATH": str(ROOT), **env}
 

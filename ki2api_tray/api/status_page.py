@@ -163,8 +163,12 @@ def cards(status: Status, tr: Translator, now: datetime, *, base_url: str, root_
             moment = f"{at:%H:%M}" if at.date() == now.date() else f"{date_text(at, tr)} {at:%H:%M}"
             when = _small(tr("page.error_when", time=moment, ago=tr("page.ago", duration=_ago(now, at, tr))))
         sections.append(_section(tr("page.last_error"), status.last_error, when, css="wide error", ident="card-error"))
-    if status.tray_menu_missing:
-        sections.append(f'<section class="wide"><p>{escape(tr("notice.no_menu"))}</p></section>\n')
+    notices = [escape(tr("notice.no_menu"))] if status.tray_menu_missing else []
+    if status.update is not None:
+        link = f'<a href="{escape(status.update.url)}">{escape(tr("page.update_link"))}</a>'
+        notices.append(f"{escape(tr('page.update', version=status.update.version, current=__version__))} {link}")
+    if notices:
+        sections.append('<section class="wide">' + "".join(f"<p>{n}</p>" for n in notices) + "</section>\n")
     return "".join(sections)
 
 

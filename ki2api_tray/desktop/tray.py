@@ -207,6 +207,12 @@ class TrayUI:
             item(tr("menu.autostart"), self.toggle_autostart, checked=lambda _: self._autostart_enabled()),
             item(tr("menu.notifications"), self.toggle_notifications, checked=lambda _: self.notifications_on),
             pystray.Menu.SEPARATOR,
+            # Only when the update check found a newer release: opens its page; ki2api never updates itself.
+            item(
+                lambda _: tr("menu.update", version=release.version) if (release := snap().update) else "",
+                self.open_update,
+                visible=lambda _: snap().update is not None,
+            ),
             item(tr("menu.about", version=__version__), self.about),
             item(tr("menu.quit"), self.quit),
         )
@@ -321,6 +327,11 @@ class TrayUI:
     def refresh_menu(self) -> None:
         """Re-evaluate enabled states after a set-up action (pystray reads them when the menu is drawn)."""
         self.ui_call(self.icon.update_menu)
+
+    def open_update(self) -> None:
+        release = self.state.snapshot().update
+        if release is not None:
+            self._open(release.url)
 
     def open_logs(self) -> None:
         log_dir = self.settings.app_paths.log_dir
