@@ -32,7 +32,7 @@ from tests.fake_kiro import FakeKiro
 from tests.fake_kiro.accounts import Account
 
 ROOT = Path(__file__).resolve().parent.parent
-KIRO_URLS = ("KIRO_RUNTIME_URL", "KIRO_MANAGEMENT_URL", "KIRO_AUTH_URL", "KIRO_OIDC_URL")
+KIRO_URLS = ("KIRO_RUNTIME_URL", "KIRO_MANAGEMENT_URL", "KIRO_AUTH_URL", "KIRO_OIDC_URL", "KIRO_Q_URL")
 
 
 def dockerfile() -> tuple[dict[str, str], list[str], list[str]]:
