@@ -63,6 +63,19 @@ def test_records_come_back_newest_first_with_every_fact(tmp_path: Path) -> None:
     store.close()
 
 
+
+def test_a_lone_surrogate_from_a_client_does_not_cost_the_batch(tmp_path: Path) -> None:
+    """A model name sent as JSON "\\udc00" once killed the writer thread: nothing was recorded after it."""
+    store = UsageStore(tmp_path, clock=NOW.timestamp)
+    store.add(record(2, model_requested="claude-\udc00", error="bad \ud800 name"))
+    assert store.flush()
+    store.add(record(1))
+    assert store.flush()
+    newest, older = store.recent(10)
+    assert newest.record == record(1)
+    assert (older.record.model_requested, older.record.error) == ("claude-\ufffd", "bad \ufffd name")
+    store.close()
+
 def test_old_records_are_pruned_by_age(tmp_path: Path) -> None:
     store = UsageStore(tmp_path, retention_days=90, clock=NOW.timestamp)
     store.add(record(minutes_ago=91 * 24 * 60))

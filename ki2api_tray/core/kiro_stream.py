@@ -263,7 +263,7 @@ class KiroStreamTranslator:
         percentage = _number(data.get("contextUsagePercentage"))
         if percentage is not None and percentage > 0:
             self._context_percent = min(percentage, 100.0)
-            self._context_input = round(percentage / 100 * self._context_window)
+            self._context_input = round(self._context_percent / 100 * self._context_window)
 
     def _on_metering(self, data: dict[str, Any]) -> None:
         credits = _number(data.get("usage"))

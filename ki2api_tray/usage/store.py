@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import re
 import sqlite3
 import threading
 import time
@@ -366,18 +367,30 @@ class UsageStore:
         return float(value[0])
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _storable(text: str) -> str:
+    """SQLite stores UTF-8: a lone surrogate from a client's JSON (`"\\ud800"`) becomes U+FFFD, not a lost batch."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
 def _row(record: RequestRecord) -> tuple[Any, ...]:
     changes = json.dumps([{"kind": kind, "detail": detail} for kind, detail in record.changes], ensure_ascii=False)
     return (
         record.time.timestamp(),
-        record.api,
-        record.client,
-        record.model_requested,
-        record.model,
-        record.login,
+        _storable(record.api),
+        _storable(record.client),
+        _storable(record.model_requested),
+        _storable(record.model),
+        _storable(record.login),
         record.status,
-        record.error_kind,
-        record.error[:ERROR_LIMIT],
+        _storable(record.error_kind),
+        _storable(record.error[:ERROR_LIMIT]),
         record.duration_ms,
         record.ttfb_ms,
         record.input_tokens,
@@ -385,7 +398,7 @@ def _row(record: RequestRecord) -> tuple[Any, ...]:
         record.context_percent,
         record.credits,
         int(record.stream),
-        changes,
+        _storable(changes),
     )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ki2api_tray.core.errors import ContextLengthExceeded, Ki2apiError, ProtocolError, RateLimited, UpstreamError
@@ -442,6 +442,17 @@ def test_kiro_stream_context_percentage_uses_the_model_window() -> None:
     assert ending(events)[0].input_tokens == 100_000
 
 
+
+# Times the default 200k window, this overflows a float to infinity.
+HUGE_PERCENT = 8.98846567431158e304
+
+
+def test_kiro_stream_context_percentage_past_100_counts_as_a_full_window() -> None:
+    """A huge figure (9e304 %) once overflowed to infinity and crashed the stream; it means a full window."""
+    events = run([event("contextUsageEvent", {"contextUsagePercentage": HUGE_PERCENT})], context_window=200_000)
+    usage = ending(events)[0]
+    assert (usage.input_tokens, usage.context_percent) == (200_000, 100.0)
+
 def test_kiro_stream_output_estimate_counts_thinking_text_and_tool_arguments() -> None:
     frames = [
         event("reasoningContentEvent", {"text": "think "}),
@@ -655,6 +666,7 @@ _event_frames = st.one_of(
 
 @settings(max_examples=400, deadline=None)
 @given(frames=st.lists(_event_frames, max_size=25), thinking=st.booleans(), dedupe=st.booleans())
+@example(frames=[event("contextUsageEvent", {"contextUsagePercentage": HUGE_PERCENT})], thinking=False, dedupe=False)
 def test_kiro_stream_any_sequence_ends_with_usage_and_finish(frames: list[Frame], thinking: bool, dedupe: bool) -> None:
     translator = KiroStreamTranslator(thinking=thinking, dedupe=dedupe, known_tools=["read"])
     events: list[StreamEvent] = []
