@@ -28,6 +28,7 @@ from .model import (
     ToolCallPart,
     ToolResultPart,
 )
+from .openai_options import non_empty_str, show
 from .responses_tools import CUSTOM_INPUT, ToolOrigin, flat_name, responses_tool_choice, responses_tools
 
 # Kiro speaks Claude's effort scale: OpenAI's extra rungs fold onto the nearest one it has.
@@ -167,7 +168,7 @@ def _input(raw: object, origins: Mapping[str, ToolOrigin]) -> tuple[list[str], t
         elif kind in ("function_call", "custom_tool_call"):
             conversation.add("assistant", (_call(item, path, kind, names),), merge=True)
         elif kind in ("function_call_output", "custom_tool_call_output"):
-            call_id = _non_empty_str(item.get("call_id"), f"{path}.call_id")
+            call_id = non_empty_str(item.get("call_id"), f"{path}.call_id")
             result = ToolResultPart(call_id, _output_text(item.get("output"), f"{path}.output"))
             conversation.add("user", (result,), merge=True)
         elif kind == "reasoning":
@@ -184,7 +185,7 @@ def _input(raw: object, origins: Mapping[str, ToolOrigin]) -> tuple[list[str], t
             skipped.append(kind)
         else:
             raise InvalidRequest(
-                f"`{path}.type` {_show(kind)} is not an input item ki2api can send to Kiro.", param=f"{path}.type"
+                f"`{path}.type` {show(kind)} is not an input item ki2api can send to Kiro.", param=f"{path}.type"
             )
     if not conversation.messages:
         raise InvalidRequest(
@@ -206,7 +207,7 @@ def _message(conversation: _Conversation, item: dict[str, Any], path: str) -> No
         conversation.add("assistant", _parts(content, f"{path}.content"), merge=True)
     else:
         raise InvalidRequest(
-            f"`{path}.role` must be one of user, assistant, system or developer; got {_show(role)}.",
+            f"`{path}.role` must be one of user, assistant, system or developer; got {show(role)}.",
             param=f"{path}.role",
         )
 
@@ -250,8 +251,8 @@ def _image(part: dict[str, Any], path: str) -> ImagePart:
 
 
 def _call(item: dict[str, Any], path: str, kind: str, names: Mapping[tuple[str | None, str], str]) -> ToolCallPart:
-    call_id = _non_empty_str(item.get("call_id"), f"{path}.call_id")
-    name = _non_empty_str(item.get("name"), f"{path}.name")
+    call_id = non_empty_str(item.get("call_id"), f"{path}.call_id")
+    name = non_empty_str(item.get("name"), f"{path}.name")
     namespace = item.get("namespace") if isinstance(item.get("namespace"), str) else None
     flat = names.get((namespace, name)) or (flat_name(namespace, name) if namespace else name)
     if kind == "custom_tool_call":
@@ -304,7 +305,7 @@ def _thinking(raw: object) -> Thinking | None:
         return None
     if not isinstance(effort, str) or effort not in _EFFORTS:
         raise InvalidRequest(
-            f"`reasoning.effort` must be one of {', '.join(_EFFORTS)}; got {_show(effort)}.", param="reasoning.effort"
+            f"`reasoning.effort` must be one of {', '.join(_EFFORTS)}; got {show(effort)}.", param="reasoning.effort"
         )
     level = _EFFORTS[effort]
     return Thinking(effort=level) if level is not None else None
@@ -315,7 +316,7 @@ def _max_output_tokens(raw: object) -> int | None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
         raise InvalidRequest(
-            f"`max_output_tokens` must be a positive integer; got {_show(raw)}.", param="max_output_tokens"
+            f"`max_output_tokens` must be a positive integer; got {show(raw)}.", param="max_output_tokens"
         )
     return raw
 
@@ -343,16 +344,3 @@ def _string(raw: object, param: str) -> str:
     return raw
 
 
-def _non_empty_str(raw: object, param: str) -> str:
-    if not isinstance(raw, str) or not raw:
-        raise InvalidRequest(f"`{param}` must be a non-empty string.", param=param)
-    return raw
-
-
-def _show(value: object) -> str:
-    """A bad value, shortened for an error message."""
-    if isinstance(value, dict | list):
-        return "an object" if isinstance(value, dict) else "a list"
-    if isinstance(value, str) and len(value) > 40:
-        return repr(value[:37]) + "..."
-    return repr(value)

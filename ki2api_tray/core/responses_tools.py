@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from .errors import InvalidRequest
 from .model import ToolChoice, ToolSpec
+from .openai_options import non_empty_str
 
 _WEB_SEARCH_TOOLS = frozenset(
     {"web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11"}
@@ -57,7 +58,7 @@ def responses_tools(raw: object) -> tuple[tuple[ToolSpec, ...], dict[str, ToolOr
             spec = _tool_spec(tool, path, callable_kind)
             _add(specs, origins, spec, ToolOrigin(spec.name, None, callable_kind), path)
         elif kind == "namespace":
-            namespace = _non_empty_str(tool.get("name"), f"{path}.name")
+            namespace = non_empty_str(tool.get("name"), f"{path}.name")
             inner = tool.get("tools")
             if not isinstance(inner, list):
                 raise InvalidRequest(f"`{path}.tools` must be a list of function tools.", param=f"{path}.tools")
@@ -88,7 +89,7 @@ def _add(specs: list[ToolSpec], origins: dict[str, ToolOrigin], spec: ToolSpec, 
 
 
 def _tool_spec(tool: dict[str, Any], path: str, kind: str) -> ToolSpec:
-    name = _non_empty_str(tool.get("name"), f"{path}.name")
+    name = non_empty_str(tool.get("name"), f"{path}.name")
     description = tool.get("description")
     if description is not None and not isinstance(description, str):
         raise InvalidRequest(f"`{path}.description` must be a string.", param=f"{path}.description")
@@ -129,7 +130,7 @@ def responses_tool_choice(
         raise InvalidRequest("`tool_choice` must be a string or an object naming a tool.", param="tool_choice")
     kind = raw.get("type")
     if kind in ("function", "custom"):
-        name = _non_empty_str(raw.get("name"), "tool_choice.name")
+        name = non_empty_str(raw.get("name"), "tool_choice.name")
         for flat, origin in origins.items():
             if flat == name or (origin.name == name and origin.namespace is None):
                 return ToolChoice("tool", flat)
@@ -150,8 +151,3 @@ def _type_of(value: object, path: str) -> str:
         raise InvalidRequest(f"`{path}.type` must be a string.", param=f"{path}.type")
     return kind
 
-
-def _non_empty_str(raw: object, param: str) -> str:
-    if not isinstance(raw, str) or not raw:
-        raise InvalidRequest(f"`{param}` must be a non-empty string.", param=param)
-    return raw
