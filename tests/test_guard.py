@@ -186,3 +186,33 @@ def test_allowed_origins_setting_lets_a_web_client_in(proxy_with: Any) -> None:
 def test_status_page_says_how_to_allow_a_web_client(proxy: Proxy) -> None:
     page = httpx.get(proxy.url, timeout=10).text
     assert "KI2API_ALLOWED_ORIGINS=" in page
+
+
+# Every route the app serves, with a body it would accept: the guard sits in front of all of them.
+ROUTES = [
+    ("GET", "/", None),
+    ("GET", "/health", None),
+    ("GET", "/v1/models", None),
+    ("GET", "/api/usage", None),
+    ("GET", "/api/requests?limit=5", None),
+    ("POST", "/v1/chat/completions", CHAT),
+    ("POST", "/v1/responses", {"model": MODEL, "input": "hi"}),
+    ("POST", "/v1/messages", MESSAGE),
+    ("POST", "/v1/messages/count_tokens", {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
+def test_every_route_refuses_a_foreign_host_and_a_foreign_origin(
+    proxy: Proxy, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    headers = {**KEY, **ANTHROPIC_KEY}
+    rebound = httpx.request(
+        method, f"{proxy.url}{path}", json=body, headers={**headers, "host": "attacker.example"}, timeout=30
+    )
+    foreign = httpx.request(
+        method, f"{proxy.url}{path}", json=body, headers={**headers, "origin": "https://attacker.example"}, timeout=30
+    )
+    assert (rebound.status_code, foreign.status_code) == (403, 403)
+    assert "access-control-allow-origin" not in foreign.headers
+    assert proxy.kiro.fake.chat_requests() == []
