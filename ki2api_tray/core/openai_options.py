@@ -147,13 +147,12 @@ def max_tokens_of(body: dict[str, Any]) -> int | None:
     return None
 
 
-def thinking_of(raw: object) -> Thinking | None:
+def thinking_of(raw: object, param: str = "reasoning_effort") -> Thinking | None:
+    """OpenAI's effort names (chat `reasoning_effort`, Responses `reasoning.effort`) as Kiro thinking."""
     if raw is None:
         return None
     if not isinstance(raw, str) or raw not in _EFFORTS:
-        raise InvalidRequest(
-            f"`reasoning_effort` must be one of {', '.join(_EFFORTS)}; got {show(raw)}.", param="reasoning_effort"
-        )
+        raise InvalidRequest(f"`{param}` must be one of {', '.join(_EFFORTS)}; got {show(raw)}.", param=param)
     effort = _EFFORTS[raw]
     return Thinking(effort=effort) if effort is not None else None
 

@@ -18,7 +18,6 @@ from .data_url import image_from_data_url
 from .errors import InvalidRequest, UnsupportedImage
 from .model import (
     ChatRequest,
-    Effort,
     ImagePart,
     Message,
     Part,
@@ -28,18 +27,10 @@ from .model import (
     ToolCallPart,
     ToolResultPart,
 )
-from .openai_options import non_empty_str, show
+from .openai_options import non_empty_str, show, thinking_of
 from .responses_tools import CUSTOM_INPUT, ToolOrigin, flat_name, responses_tool_choice, responses_tools
 
 # Kiro speaks Claude's effort scale: OpenAI's extra rungs fold onto the nearest one it has.
-_EFFORTS: dict[str, Effort | None] = {
-    "none": None,
-    "minimal": "low",
-    "low": "low",
-    "medium": "medium",
-    "high": "high",
-    "xhigh": "max",
-}
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 _SKIPPED_ITEMS = frozenset(
     {
@@ -300,15 +291,7 @@ def _thinking(raw: object) -> Thinking | None:
         return None
     if not isinstance(raw, dict):
         raise InvalidRequest('`reasoning` must be an object such as {"effort": "medium"}.', param="reasoning")
-    effort = raw.get("effort")
-    if effort is None:
-        return None
-    if not isinstance(effort, str) or effort not in _EFFORTS:
-        raise InvalidRequest(
-            f"`reasoning.effort` must be one of {', '.join(_EFFORTS)}; got {show(effort)}.", param="reasoning.effort"
-        )
-    level = _EFFORTS[effort]
-    return Thinking(effort=level) if level is not None else None
+    return thinking_of(raw.get("effort"), "reasoning.effort")
 
 
 def _max_output_tokens(raw: object) -> int | None:
